@@ -1,0 +1,20 @@
+# CWD (Shu et al., ICCV 2021): Faster R-CNN R101 1x teacher -> Faster R-CNN
+# R50, COCO 1x. Loss on all 5 FPN levels, tau 1, loss_weight 10.
+_base_ = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
+
+custom_imports = dict(imports=['mmkd_plugin'], allow_failed_imports=False)
+
+teacher_ckpt = 'https://download.openmmlab.com/mmdetection/v2.0/faster_rcnn/faster_rcnn_r101_fpn_1x_coco/faster_rcnn_r101_fpn_1x_coco_20200130-f513f705.pth'  # noqa: E501
+
+model = dict(
+    _delete_=True,
+    type='DistillationDetector',
+    student=dict(cfg_path='mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'),
+    teacher=dict(cfg_path='mmdet::faster_rcnn/faster-rcnn_r101_fpn_1x_coco.py'),
+    teacher_ckpt=teacher_ckpt,
+    distill=[
+        dict(
+            student='neck',
+            teacher='neck',
+            loss=dict(type='CWDLoss', tau=1.0, loss_weight=10.0)),
+    ])

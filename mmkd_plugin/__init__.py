@@ -1,0 +1,18 @@
+# Copyright (c) mmkd_plugin contributors.
+"""mmkd_plugin: knowledge distillation for MMDetection 3.x detectors.
+
+Importing the package registers its detectors and losses in mmdet's
+registries (use ``custom_imports=dict(imports=['mmkd_plugin'])``), lets
+``torch.load(weights_only=True)`` read mmengine checkpoints, and teaches
+mmengine's config loader the ``mmkd_plugin::`` prefix.
+"""
+import _mmkd_plugin_scope  # noqa: F401  (patches mmengine's Config)
+
+from .utils import allow_checkpoint_globals
+from .version import __version__
+
+allow_checkpoint_globals()
+
+from . import models  # noqa: E402,F401
+
+__all__ = ['__version__']

@@ -1,0 +1,339 @@
+# Copyright (c) mmkd_plugin contributors.
+"""A detector that trains an mmdet student against a frozen teacher."""
+import inspect
+from contextlib import nullcontext
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+from mmdet.models.detectors.base import BaseDetector
+from mmdet.registry import MODELS
+from mmdet.structures import DetDataSample, OptSampleList, SampleList
+from mmengine.logging import print_log
+from mmengine.runner.checkpoint import load_checkpoint
+from torch import Tensor
+
+from ..utils import (FeatureRecorder, TeacherInputRenorm,
+                     resolve_model_config)
+from .distill_term import DistillTerm, parse_distill_terms
+
+SOURCE_TAGS = {'neck': 'fpn', 'backbone': 'backbone'}
+
+
+@MODELS.register_module()
+class DistillationDetector(BaseDetector):
+    """Wraps an mmdet student detector and a frozen teacher detector.
+
+    The student trains with its own detection losses plus the distillation
+    losses listed in ``distill``, which compare the outputs of student and
+    teacher modules. Prediction uses the student alone.
+
+    The teacher is kept out of the module tree on purpose: it is never seen
+    by the optimizer, by DDP or by checkpoints (unless
+    ``save_teacher_in_ckpt``), it never receives gradients and it stays in
+    eval mode whatever ``train()`` says. ``to()``/``cuda()`` still move it.
+
+    Args:
+        student (dict | str): Student model dict, or a config reference such
+            as ``'mmdet::retinanet/retinanet_r18_fpn_1x_coco.py'``, or
+            ``dict(cfg_path=<reference>, **overrides)``.
+        teacher (dict | str): Teacher model, in the same forms.
+        distill (list[dict]): Distillation terms. Each holds ``student`` (a
+            module path of the student: ``'neck'``, ``'backbone'`` or any
+            dotted path), ``teacher`` (defaults to the student's path),
+            ``loss`` (a loss config), optional ``levels`` (indices of the
+            module's output tuple, default all) and ``name`` (log-key stem,
+            default from the loss type: ``CWDLoss`` -> ``cwd``). Each level
+            gets its own loss instance, logged as e.g. ``loss_cwd_fpn0``.
+        teacher_ckpt (str, optional): Teacher checkpoint path or URL, loaded
+            in ``init_weights``. Without it the teacher keeps random weights.
+        teacher_ckpt_strict (bool): Raise on missing or unexpected keys in
+            ``teacher_ckpt``. Defaults to True.
+        student_init_from_teacher (Sequence[str]): Module prefixes (e.g.
+            ``'neck'``, ``'bbox_head'``) whose weights are copied from the
+            teacher into the student in ``init_weights``.
+        teacher_autocast (str, optional): ``'bfloat16'`` or ``'float16'`` to
+            run the teacher's forward under autocast; its features are cast
+            back to float32 for the losses.
+        save_teacher_in_ckpt (bool): Keep the teacher's weights in the
+            state dict (and so in checkpoints). Defaults to False.
+        probe_input_size (tuple[int, int]): Size of the blank image run
+            through both models at build time to check that the features of
+            every term match. Defaults to (256, 256).
+        data_preprocessor (dict, optional): Defaults to the student's.
+        init_cfg (dict, optional): Initialisation config of the wrapper.
+    """
+
+    def __init__(self,
+                 student: Union[dict, str],
+                 teacher: Union[dict, str],
+                 distill: List[dict],
+                 teacher_ckpt: Optional[str] = None,
+                 teacher_ckpt_strict: bool = True,
+                 student_init_from_teacher: Sequence[str] = (),
+                 teacher_autocast: Optional[str] = None,
+                 save_teacher_in_ckpt: bool = False,
+                 probe_input_size: Tuple[int, int] = (256, 256),
+                 data_preprocessor: Optional[dict] = None,
+                 init_cfg: Optional[dict] = None) -> None:
+        student_cfg = resolve_model_config(student, 'student')
+        teacher_cfg = resolve_model_config(teacher, 'teacher')
+        if data_preprocessor is None:
+            data_preprocessor = student_cfg.get('data_preprocessor')
+        super().__init__(data_preprocessor=data_preprocessor,
+                         init_cfg=init_cfg)
+        student_cfg.pop('data_preprocessor', None)
+        teacher_preprocessor = teacher_cfg.pop('data_preprocessor', None)
+        self.student = MODELS.build(student_cfg)
+        # A tuple keeps the teacher out of the module tree (see class doc).
+        self._teacher = (MODELS.build(teacher_cfg), )
+        self.teacher.requires_grad_(False)
+        self.teacher.eval()
+        self._teacher_renorm = TeacherInputRenorm.from_configs(
+            self.data_preprocessor, teacher_preprocessor)
+
+        self.teacher_ckpt = teacher_ckpt
+        self.teacher_ckpt_strict = teacher_ckpt_strict
+        self.student_init_from_teacher = tuple(student_init_from_teacher)
+        self.teacher_autocast = _autocast_dtype(teacher_autocast)
+        self.save_teacher_in_ckpt = save_teacher_in_ckpt
+        if save_teacher_in_ckpt:
+            self._register_state_dict_hook(_add_teacher_state)
+        self._register_load_state_dict_pre_hook(self._load_teacher_state)
+
+        self.terms = parse_distill_terms(distill, SOURCE_TAGS)
+        self._student_recorder = FeatureRecorder(
+            self.student, [t.student_path for t in self.terms], 'student')
+        self._teacher_recorder = FeatureRecorder(
+            self.teacher, [t.teacher_path for t in self.terms], 'teacher')
+        self.distill_losses = self._build_losses(probe_input_size)
+
+    @property
+    def teacher(self) -> nn.Module:
+        """nn.Module: The frozen teacher detector."""
+        return self._teacher[0]
+
+    # ------------------------------------------------------------ building
+    def _build_losses(self, probe_input_size: Tuple[int, int]) -> nn.ModuleDict:
+        """Check every term on a probe image and build one loss per level."""
+        student_feats, teacher_feats = self._probe_features(probe_input_size)
+        losses = nn.ModuleDict()
+        for term in self.terms:
+            pairs = term.select_levels(student_feats[term.student_path],
+                                       teacher_feats[term.teacher_path])
+            for log_key, (s_feat, t_feat) in pairs.items():
+                if log_key in losses:
+                    raise ValueError(f'distill: two terms log as "{log_key}";'
+                                     ' give them different "name"s.')
+                losses[log_key] = _build_loss(term, log_key, s_feat, t_feat)
+        return losses
+
+    @torch.no_grad()
+    def _probe_features(self, size: Tuple[int, int]):
+        """Run a blank image through both models and record the features."""
+        probe = torch.zeros(1, 3, *size)
+        sample = DetDataSample(metainfo=dict(
+            img_shape=size, ori_shape=size, pad_shape=size,
+            batch_input_shape=size, scale_factor=(1.0, 1.0)))
+        was_training = self.student.training
+        self.student.eval()
+        try:
+            with self._student_recorder.recording() as student_feats:
+                _run_minimal_forward(self.student,
+                                     [t.student_path for t in self.terms],
+                                     probe, [sample])
+        finally:
+            self.student.train(was_training)
+        with self._teacher_recorder.recording() as teacher_feats:
+            _run_minimal_forward(self.teacher,
+                                 [t.teacher_path for t in self.terms], probe,
+                                 [sample])
+        return student_feats, teacher_feats
+
+    # ------------------------------------------------------------ weights
+    def init_weights(self) -> None:
+        """Initialise the student, load the teacher, copy teacher modules."""
+        super().init_weights()
+        if self.teacher_ckpt is None:
+            print_log('DistillationDetector: no teacher_ckpt given, the '
+                      'teacher keeps random weights.', logger='current',
+                      level=30)
+        else:
+            self._load_teacher_ckpt()
+        for prefix in self.student_init_from_teacher:
+            self._copy_teacher_module(prefix)
+
+    def _load_teacher_ckpt(self) -> None:
+        try:
+            load_checkpoint(self.teacher, self.teacher_ckpt,
+                            map_location='cpu',
+                            strict=self.teacher_ckpt_strict,
+                            logger='current')
+        except RuntimeError as err:
+            raise RuntimeError(
+                f'teacher_ckpt "{self.teacher_ckpt}" does not match the '
+                f'teacher model (set teacher_ckpt_strict=False to load it '
+                f'anyway): {err}') from err
+
+    def _copy_teacher_module(self, prefix: str) -> None:
+        """Copy the teacher's ``prefix`` weights into the student."""
+        teacher_state = {
+            key: value
+            for key, value in self.teacher.state_dict().items()
+            if key == prefix or key.startswith(prefix + '.')
+        }
+        student_state = self.student.state_dict()
+        if not teacher_state:
+            raise ValueError('student_init_from_teacher: the teacher has no '
+                             f'weights under "{prefix}".')
+        bad = [
+            f'{key}: teacher {tuple(value.shape)}, student '
+            f'{tuple(student_state[key].shape) if key in student_state else "missing"}'
+            for key, value in teacher_state.items()
+            if key not in student_state
+            or student_state[key].shape != value.shape
+        ]
+        if bad:
+            raise ValueError('student_init_from_teacher: cannot copy '
+                             f'"{prefix}" from teacher to student; '
+                             'mismatched weights:\n  ' + '\n  '.join(bad))
+        self.student.load_state_dict(teacher_state, strict=False)
+        print_log(f'DistillationDetector: student "{prefix}" initialised '
+                  'from the teacher.', logger='current')
+
+    def _load_teacher_state(self, state_dict: dict, prefix: str, *args) -> None:
+        """Load-state pre-hook: route ``teacher.*`` keys to the teacher."""
+        teacher_prefix = prefix + 'teacher.'
+        teacher_keys = [k for k in state_dict if k.startswith(teacher_prefix)]
+        if teacher_keys:
+            self.teacher.load_state_dict({
+                key[len(teacher_prefix):]: state_dict.pop(key)
+                for key in teacher_keys
+            })
+
+    def _apply(self, fn, *args, **kwargs):
+        """Apply ``to()``/``cuda()``/``half()``-style changes to the teacher
+        too, since it is outside the module tree."""
+        super()._apply(fn, *args, **kwargs)
+        self.teacher._apply(fn, *args, **kwargs)
+        return self
+
+    def train(self, mode: bool = True) -> 'DistillationDetector':
+        """Set the student's mode; the teacher always stays in eval mode."""
+        super().train(mode)
+        self.teacher.eval()
+        return self
+
+    # ------------------------------------------------------------ forward
+    def loss(self, batch_inputs: Tensor,
+             batch_data_samples: SampleList) -> Dict[str, Tensor]:
+        """Student detection losses plus the distillation losses.
+
+        Args:
+            batch_inputs (Tensor): Images (N, 3, H, W), student-normalised.
+            batch_data_samples (list[DetDataSample]): Batch annotations.
+
+        Returns:
+            dict[str, Tensor]: All losses.
+        """
+        teacher_feats = self._teacher_features(batch_inputs,
+                                               batch_data_samples)
+        with self._student_recorder.recording() as student_feats:
+            losses = self.student.loss(batch_inputs, batch_data_samples)
+        for term in self.terms:
+            pairs = term.select_levels(student_feats[term.student_path],
+                                       teacher_feats[term.teacher_path])
+            for log_key, (s_feat, t_feat) in pairs.items():
+                losses[log_key] = self.distill_losses[log_key](
+                    s_feat, t_feat.to(s_feat.dtype), batch_data_samples)
+        return losses
+
+    @torch.no_grad()
+    def _teacher_features(self, batch_inputs: Tensor,
+                          batch_data_samples: SampleList) -> dict:
+        """Run only the part of the teacher the terms need."""
+        autocast = nullcontext() if self.teacher_autocast is None else \
+            torch.autocast(batch_inputs.device.type,
+                           dtype=self.teacher_autocast)
+        with autocast, self._teacher_recorder.recording() as teacher_feats:
+            _run_minimal_forward(self.teacher,
+                                 [t.teacher_path for t in self.terms],
+                                 self._teacher_renorm(batch_inputs),
+                                 batch_data_samples)
+        return teacher_feats
+
+    def predict(self, batch_inputs: Tensor, batch_data_samples: SampleList,
+                rescale: bool = True) -> SampleList:
+        """Predict with the student alone."""
+        return self.student.predict(batch_inputs, batch_data_samples,
+                                    rescale=rescale)
+
+    def _forward(self, batch_inputs: Tensor,
+                 batch_data_samples: OptSampleList = None):
+        """The student's raw forward."""
+        return self.student._forward(batch_inputs, batch_data_samples)
+
+    def extract_feat(self, batch_inputs: Tensor):
+        """The student's features."""
+        return self.student.extract_feat(batch_inputs)
+
+
+def _run_minimal_forward(model: nn.Module, module_paths: List[str],
+                         inputs: Tensor, data_samples: SampleList) -> None:
+    """Run the least of ``model`` that produces all ``module_paths``.
+
+    Backbone-only paths run the backbone; backbone and neck paths run
+    ``extract_feat``; anything else runs the detector's head forward
+    (``_forward``), never its losses or assigners.
+    """
+    roots = {path.split('.')[0] for path in module_paths}
+    if roots <= {'backbone'}:
+        model.backbone(inputs)
+    elif roots <= {'backbone', 'neck'}:
+        model.extract_feat(inputs)
+    else:
+        model._forward(inputs, data_samples)
+
+
+def _build_loss(term: DistillTerm, log_key: str, student_feat: Tensor,
+                teacher_feat: Tensor) -> nn.Module:
+    """Build the loss of one level, checking shapes on the probe features."""
+    loss_cls = MODELS.get(term.loss_cfg['type'])
+    if loss_cls is None:
+        raise ValueError(f'distill: unknown loss type '
+                         f'"{term.loss_cfg["type"]}" for {log_key}.')
+    where = (f'{log_key}: student "{term.student_path}" feature '
+             f'{tuple(student_feat.shape)} vs teacher "{term.teacher_path}" '
+             f'feature {tuple(teacher_feat.shape)}')
+    if student_feat.dim() != teacher_feat.dim():
+        raise ValueError(f'distill: rank mismatch in {where}.')
+    if (student_feat.shape[2:] != teacher_feat.shape[2:]
+            and not getattr(loss_cls, 'allows_spatial_mismatch', False)):
+        raise ValueError(f'distill: spatial size mismatch in {where}; '
+                         f'{loss_cls.__name__} needs equal sizes.')
+    loss_cfg = dict(term.loss_cfg)
+    accepts_channels = 'student_channels' in inspect.signature(
+        loss_cls.__init__).parameters
+    if accepts_channels:
+        loss_cfg.setdefault('student_channels', student_feat.shape[1])
+        loss_cfg.setdefault('teacher_channels', teacher_feat.shape[1])
+    elif student_feat.shape[1] != teacher_feat.shape[1]:
+        raise ValueError(f'distill: channel mismatch in {where}; '
+                         f'{loss_cls.__name__} has no channel adapter.')
+    return MODELS.build(loss_cfg)
+
+
+def _autocast_dtype(name: Optional[str]) -> Optional[torch.dtype]:
+    """Map ``teacher_autocast`` to a dtype, refusing unknown names."""
+    allowed = {None: None, 'bfloat16': torch.bfloat16,
+               'float16': torch.float16}
+    if name not in allowed:
+        raise ValueError(f'teacher_autocast must be one of "bfloat16", '
+                         f'"float16" or None, got {name!r}.')
+    return allowed[name]
+
+
+def _add_teacher_state(module: DistillationDetector, state_dict: dict,
+                       prefix: str, local_metadata: dict) -> None:
+    """State-dict hook: add the teacher's weights under ``teacher.``."""
+    state_dict.update(module.teacher.state_dict(prefix=prefix + 'teacher.'))

@@ -1,0 +1,78 @@
+# Copyright (c) mmkd_plugin contributors.
+"""Channel-wise Distillation (CWD).
+
+Shu et al., "Channel-wise Knowledge Distillation for Dense Prediction",
+ICCV 2021. https://arxiv.org/abs/2011.13256
+"""
+from typing import Optional
+
+import torch.nn as nn
+import torch.nn.functional as F
+from mmdet.registry import MODELS
+from torch import Tensor
+
+from .channel_align import build_channel_align
+from .shape_check import check_feature_pair
+
+
+@MODELS.register_module()
+class CWDLoss(nn.Module):
+    """Channel-wise distillation loss.
+
+    Every channel of a feature map is turned into a distribution over its
+    H*W positions with a temperature softmax; the loss is the KL divergence
+    KL(p_T || p_S) summed over positions, channels and images, including the
+    teacher-entropy term:
+
+        loss = loss_weight * tau^2 * sum_{n,c,i} p_T (log p_T - log p_S) / (N*C)
+
+    Args:
+        student_channels (int, optional): Student channels. With
+            ``teacher_channels``, adds a 1x1 align conv when they differ.
+        teacher_channels (int, optional): Teacher channels.
+        tau (float): Softmax temperature. Defaults to 1.0.
+        loss_weight (float): Weight of the loss. Defaults to 10.0 (the
+            paper's RetinaNet / Faster R-CNN setting).
+    """
+
+    def __init__(self,
+                 student_channels: Optional[int] = None,
+                 teacher_channels: Optional[int] = None,
+                 tau: float = 1.0,
+                 loss_weight: float = 10.0) -> None:
+        super().__init__()
+        if tau <= 0:
+            raise ValueError(f'CWDLoss: tau must be positive, got {tau}.')
+        self.tau = tau
+        self.loss_weight = loss_weight
+        if student_channels is None or teacher_channels is None:
+            self.align = nn.Identity()
+        else:
+            self.align = build_channel_align(student_channels,
+                                             teacher_channels)
+
+    def forward(self,
+                student_feat: Tensor,
+                teacher_feat: Tensor,
+                data_samples: Optional[list] = None) -> Tensor:
+        """Compute the loss for one feature level.
+
+        Args:
+            student_feat (Tensor): Student feature (N, C_s, H, W).
+            teacher_feat (Tensor): Teacher feature (N, C_t, H, W).
+            data_samples (list, optional): Unused; part of the shared
+                feature-loss call convention.
+
+        Returns:
+            Tensor: Scalar loss.
+        """
+        student_feat = self.align(student_feat)
+        check_feature_pair('CWDLoss', student_feat, teacher_feat)
+        num_images, num_channels = teacher_feat.shape[:2]
+        log_p_s = F.log_softmax(
+            student_feat.flatten(2).float() / self.tau, dim=2)
+        log_p_t = F.log_softmax(
+            teacher_feat.flatten(2).float() / self.tau, dim=2)
+        kl_sum = F.kl_div(log_p_s, log_p_t, reduction='sum', log_target=True)
+        return self.loss_weight * self.tau**2 * kl_sum / (
+            num_images * num_channels)

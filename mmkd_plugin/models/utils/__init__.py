@@ -1,0 +1,10 @@
+# Copyright (c) mmkd_plugin contributors.
+from .feature_recorder import (FeatureRecorder, as_feature_tuple,
+                               get_submodule_or_raise)
+from .model_config import resolve_model_config
+from .teacher_input_renorm import TeacherInputRenorm
+
+__all__ = [
+    'FeatureRecorder', 'as_feature_tuple', 'get_submodule_or_raise',
+    'resolve_model_config', 'TeacherInputRenorm'
+]

@@ -1,0 +1,47 @@
+# Copyright (c) mmkd_plugin contributors.
+"""Turn a DistillationDetector checkpoint into a plain student checkpoint."""
+from collections import OrderedDict
+
+import torch
+from mmengine.runner.checkpoint import _load_checkpoint
+
+STUDENT_PREFIX = 'student.'
+
+
+def student_state_dict(checkpoint: dict) -> OrderedDict:
+    """Return the student's weights, keys relative to the student.
+
+    Args:
+        checkpoint (dict): A loaded checkpoint of a DistillationDetector
+            (with or without a ``state_dict`` wrapper).
+
+    Returns:
+        OrderedDict: ``student.*`` entries with the prefix removed.
+    """
+    state = checkpoint.get('state_dict', checkpoint)
+    student = OrderedDict((key[len(STUDENT_PREFIX):], value)
+                          for key, value in state.items()
+                          if key.startswith(STUDENT_PREFIX))
+    if not student:
+        raise ValueError('no "student.*" weights in this checkpoint: it is '
+                         'not a DistillationDetector checkpoint.')
+    return student
+
+
+def export_student(src: str, dst: str) -> int:
+    """Write the student of checkpoint ``src`` as a plain mmdet checkpoint.
+
+    Args:
+        src (str): DistillationDetector checkpoint path or URL.
+        dst (str): Output path; it loads strictly into the student's own
+            mmdet config.
+
+    Returns:
+        int: Number of tensors written.
+    """
+    checkpoint = _load_checkpoint(src, map_location='cpu')
+    state = student_state_dict(checkpoint)
+    meta = dict(checkpoint.get('meta', {}))
+    meta['exported_from'] = src
+    torch.save({'state_dict': state, 'meta': meta}, dst)
+    return len(state)

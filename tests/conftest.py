@@ -1,0 +1,65 @@
+# Copyright (c) mmkd_plugin contributors.
+"""Shared helpers: tiny batches and configs that never download weights."""
+import os.path as osp
+
+import pytest
+import torch
+from mmdet.structures import DetDataSample
+from mmengine.config import Config
+from mmengine.structures import InstanceData
+
+import mmkd_plugin  # noqa: F401
+
+REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+CONFIG_DIR = osp.join(REPO_ROOT, 'configs')
+
+
+def make_batch(num_images: int = 2, size: int = 64, num_classes: int = 80,
+               seed: int = 0):
+    """Random images (already normalised) and data samples with boxes."""
+    gen = torch.Generator().manual_seed(seed)
+    inputs = torch.randn(num_images, 3, size, size, generator=gen)
+    samples = []
+    for index in range(num_images):
+        sample = DetDataSample(metainfo=dict(
+            img_shape=(size, size), ori_shape=(size, size),
+            pad_shape=(size, size), batch_input_shape=(size, size),
+            scale_factor=(1.0, 1.0)))
+        num_boxes = 2 + index
+        xy = torch.rand(num_boxes, 2, generator=gen) * size * 0.6
+        wh = 6 + torch.rand(num_boxes, 2, generator=gen) * size * 0.3
+        instances = InstanceData()
+        instances.bboxes = torch.cat([xy, (xy + wh).clamp(max=size)], dim=1)
+        instances.labels = torch.randint(0, num_classes, (num_boxes, ),
+                                         generator=gen)
+        sample.gt_instances = instances
+        samples.append(sample)
+    return inputs, samples
+
+
+def load_offline_config(name: str, teacher_ckpt=None) -> Config:
+    """Load a config with no pretrained-weight downloads.
+
+    Args:
+        name (str): Config file name in ``configs/``.
+        teacher_ckpt (str, optional): Replaces the model-zoo URL.
+    """
+    cfg = Config.fromfile(osp.join(CONFIG_DIR, name))
+    model = cfg.model
+    for part in ('student', 'teacher'):
+        overrides = model[part]
+        overrides.setdefault('backbone', {})['init_cfg'] = None
+    model.teacher_ckpt = teacher_ckpt
+    return cfg
+
+
+@pytest.fixture
+def random_teacher_ckpt(tmp_path):
+    """Factory: save a randomly initialised model's weights, return path."""
+
+    def save(model: torch.nn.Module) -> str:
+        path = str(tmp_path / 'teacher.pth')
+        torch.save({'state_dict': model.state_dict()}, path)
+        return path
+
+    return save
