@@ -5,10 +5,14 @@ mmengine 0.10 resolves ``_base_ = 'pkg::path'`` only for a fixed list of
 OpenMMLab packages, and only for paths with a folder. This module adds
 ``mmkd_plugin::<config>.py``, resolved to the configs shipped with the
 package, with the scope ``mmdet`` (all our components live in mmdet's
-registries). The ``mmkd_plugin_scope.pth`` file that ``pip install`` puts in
-site-packages imports this module at interpreter start, so any OpenMMLab
-project's config can inherit ours. It is cheap: mmengine is patched only
-when (and if) ``mmengine.config.config`` is imported.
+registries). The ``mmkd_plugin_scope.pth`` file in site-packages imports
+this module at interpreter start, so any OpenMMLab project's config can
+inherit ours. It is cheap: mmengine is patched only when (and if)
+``mmengine.config.config`` is imported.
+
+``pip install .`` installs the .pth file; editable installs
+(``pip install -e .``) skip data files, so run ``python -m
+_mmkd_plugin_scope`` once after them (``make`` does).
 """
 import importlib.util
 import os.path as osp
@@ -85,4 +89,20 @@ def install() -> None:
         sys.meta_path.insert(0, _PatchAfterImport())
 
 
-install()
+def install_pth() -> str:
+    """Write ``mmkd_plugin_scope.pth`` into this interpreter's site-packages.
+
+    Returns:
+        str: Path of the written file.
+    """
+    import sysconfig
+    path = osp.join(sysconfig.get_path('purelib'), 'mmkd_plugin_scope.pth')
+    with open(path, 'w') as f:
+        f.write('import _mmkd_plugin_scope\n')
+    return path
+
+
+if __name__ == '__main__':
+    print(f'wrote {install_pth()}')
+else:
+    install()

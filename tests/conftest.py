@@ -6,15 +6,18 @@ import pytest
 import torch
 from mmdet.structures import DetDataSample
 from mmengine.config import Config
+from mmdet.utils import register_all_modules
 from mmengine.structures import InstanceData
 
 import mmkd_plugin  # noqa: F401
+
+register_all_modules()  # default scope 'mmdet', as the runner sets it
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG_DIR = osp.join(REPO_ROOT, 'configs')
 
 
-def make_batch(num_images: int = 2, size: int = 64, num_classes: int = 80,
+def make_batch(num_images: int = 2, size: int = 160, num_classes: int = 80,
                seed: int = 0):
     """Random images (already normalised) and data samples with boxes."""
     gen = torch.Generator().manual_seed(seed)
@@ -47,8 +50,9 @@ def load_offline_config(name: str, teacher_ckpt=None) -> Config:
     cfg = Config.fromfile(osp.join(CONFIG_DIR, name))
     model = cfg.model
     for part in ('student', 'teacher'):
-        overrides = model[part]
-        overrides.setdefault('backbone', {})['init_cfg'] = None
+        backbone = model[part].get('backbone', {})
+        backbone['init_cfg'] = None
+        model[part]['backbone'] = backbone
     model.teacher_ckpt = teacher_ckpt
     return cfg
 

@@ -75,7 +75,9 @@ def build_model(config: str, device: str):
         part_cfg = cfg.model[part]
         if isinstance(part_cfg, str):
             cfg.model[part] = part_cfg = dict(cfg_path=part_cfg)
-        part_cfg.setdefault('backbone', {})['init_cfg'] = None
+        backbone = part_cfg.get('backbone', {})
+        backbone['init_cfg'] = None
+        part_cfg['backbone'] = backbone
     cfg.model.teacher_ckpt = None
     model = MODELS.build(cfg.model).to(device)
     model.train()

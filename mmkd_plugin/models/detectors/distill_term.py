@@ -6,7 +6,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from torch import Tensor
 
-TERM_KEYS = {'student', 'teacher', 'loss', 'levels', 'name'}
+TERM_KEYS = {'student', 'teacher', 'loss', 'levels', 'teacher_levels', 'name'}
 
 
 @dataclass(frozen=True)
@@ -19,12 +19,15 @@ class DistillTerm:
         loss_cfg (dict): Config of the loss built for every level.
         levels (tuple[int], optional): Indices into the output tuples;
             None means all levels.
+        teacher_levels (tuple[int], optional): Indices into the teacher's
+            output when they differ from ``levels``.
         log_stem (str): Start of the log keys, e.g. ``'loss_cwd_fpn'``.
     """
     student_path: str
     teacher_path: str
     loss_cfg: dict
     levels: Optional[Tuple[int, ...]]
+    teacher_levels: Optional[Tuple[int, ...]]
     log_stem: str
 
     def select_levels(
@@ -39,30 +42,33 @@ class DistillTerm:
         Returns:
             dict[str, tuple[Tensor, Tensor]]: Log key -> (student, teacher).
         """
-        if self.levels is None:
-            if len(student_feats) != len(teacher_feats):
-                raise ValueError(
-                    f'distill {self.log_stem}: student "{self.student_path}" '
-                    f'gives {len(student_feats)} levels '
-                    f'{_shapes(student_feats)}, teacher "{self.teacher_path}"'
-                    f' gives {len(teacher_feats)} {_shapes(teacher_feats)}; '
-                    'choose matching ones with "levels".')
-            levels = range(len(student_feats))
-        else:
-            levels = self.levels
-            available = min(len(student_feats), len(teacher_feats))
-            if max(levels) >= available or min(levels) < -available:
-                raise ValueError(
-                    f'distill {self.log_stem}: levels {list(levels)} out of '
-                    f'range; student "{self.student_path}" gives '
-                    f'{_shapes(student_feats)}, teacher "{self.teacher_path}"'
-                    f' gives {_shapes(teacher_feats)}.')
+        student_levels = self._indices(self.levels, student_feats, 'student')
+        teacher_levels = self._indices(self.teacher_levels or self.levels,
+                                       teacher_feats, 'teacher')
+        if len(student_levels) != len(teacher_levels):
+            raise ValueError(
+                f'distill {self.log_stem}: student "{self.student_path}" '
+                f'gives {len(student_levels)} levels '
+                f'{_shapes(student_feats)}, teacher "{self.teacher_path}" '
+                f'gives {len(teacher_levels)} {_shapes(teacher_feats)}; '
+                'choose matching ones with "levels" / "teacher_levels".')
         single = len(student_feats) == 1 and self.levels is None
         return {
-            self.log_stem + ('' if single else str(level)):
-            (student_feats[level], teacher_feats[level])
-            for level in levels
+            self.log_stem + ('' if single else str(s_level)):
+            (student_feats[s_level], teacher_feats[t_level])
+            for s_level, t_level in zip(student_levels, teacher_levels)
         }
+
+    def _indices(self, levels: Optional[Tuple[int, ...]],
+                 feats: Sequence[Tensor], side: str) -> Sequence[int]:
+        """Selected indices of one side, checked against its level count."""
+        if levels is None:
+            return range(len(feats))
+        if any(not -len(feats) <= level < len(feats) for level in levels):
+            raise ValueError(
+                f'distill {self.log_stem}: {side} levels {list(levels)} out '
+                f'of range; the {side} gives {_shapes(feats)}.')
+        return levels
 
 
 def _shapes(feats: Sequence[Tensor]) -> List[tuple]:
@@ -105,12 +111,15 @@ def parse_distill_terms(distill: Sequence[Mapping],
         student_path = entry['student']
         name = entry.get('name') or _default_name(str(loss_cfg['type']))
         tag = source_tags.get(student_path, student_path.replace('.', '_'))
-        levels = entry.get('levels')
+        levels, teacher_levels = entry.get('levels'), entry.get(
+            'teacher_levels')
         terms.append(
             DistillTerm(
                 student_path=student_path,
                 teacher_path=entry.get('teacher', student_path),
                 loss_cfg=loss_cfg,
                 levels=None if levels is None else tuple(levels),
+                teacher_levels=None
+                if teacher_levels is None else tuple(teacher_levels),
                 log_stem=f'loss_{name}_{tag}'))
     return terms

@@ -26,29 +26,60 @@ from .shape_check import check_feature_pair
 MaskPair = Tuple[Tensor, Tensor]
 
 
-def _pad_boxes(boxes_list: Sequence[Tensor]) -> Tuple[Tensor, Tensor]:
-    """Stack per-image boxes into one zero-padded tensor.
+def _pad_boxes(boxes_list: Sequence[Tensor]) -> Tensor:
+    """Stack per-image boxes into one NaN-padded floating tensor.
+
+    NaN is the validity mask: every comparison with NaN is False, so a
+    padding box covers no cell and never reaches the masks.
 
     Args:
         boxes_list (Sequence[Tensor]): One (k_i, 4) xyxy tensor per image.
 
     Returns:
-        tuple[Tensor, Tensor]: Boxes (N, K, 4) with K = max k_i, and a bool
-        validity mask (N, K) that is False on padding.
+        Tensor: Boxes (N, K, 4) with K = max k_i, NaN rows as padding.
     """
-    boxes = pad_sequence([b.reshape(-1, 4) for b in boxes_list],
-                         batch_first=True)
-    valid = pad_sequence([b.new_ones(b.shape[0], dtype=torch.bool)
-                          for b in boxes_list],
-                         batch_first=True)
-    return boxes, valid
+    boxes = [b.reshape(-1, 4) for b in boxes_list]
+    boxes = [b if b.is_floating_point() else b.float() for b in boxes]
+    return pad_sequence(boxes, batch_first=True, padding_value=float('nan'))
 
 
-def _inside(grid: Tensor, low: Tensor, high: Tensor,
-            valid: Tensor) -> Tensor:
-    """Return (N, K, L) bool: grid index within the inclusive [low, high]."""
-    return ((grid >= low.unsqueeze(-1)) & (grid <= high.unsqueeze(-1))
-            & valid.unsqueeze(-1))
+def _grid_bounds(coords: Tensor, pad: int,
+                 size: int) -> Tuple[Tensor, Tensor, Tensor]:
+    """Map (low, high) pixel coordinates of one axis onto the grid.
+
+    Args:
+        coords (Tensor): (N, K, 2) pixel coordinates (x1, x2) or (y1, y2).
+        pad (int): Padded batch size along this axis, in pixels.
+        size (int): Feature cells along this axis.
+
+    Returns:
+        tuple[Tensor, Tensor, Tensor]: (N, K) floored low index, ceiled
+        high index (inclusive) and extent ``high - low + 1``.
+    """
+    # Divide, then multiply: the reference's order, so floor / ceil agree
+    # with it bit for bit.
+    scaled = coords / pad * size
+    low, high = scaled[..., 0].floor(), scaled[..., 1].ceil()
+    return low, high, (high + 1).sub_(low)
+
+
+def _cell_values(low: Tensor, high: Tensor, value: Tensor,
+                 size: int) -> Tensor:
+    """Per-box value on the cells of one axis that the box covers.
+
+    Args:
+        low (Tensor): (N, K) first covered index (may lie off the grid).
+        high (Tensor): (N, K) last covered index, inclusive.
+        value (Tensor): (N, K) value of each box.
+        size (int): Number of cells on this axis.
+
+    Returns:
+        Tensor: (N, K, size), ``value`` where low <= index <= high, else 0
+        (also 0 everywhere for NaN bounds).
+    """
+    index = torch.arange(size, device=low.device, dtype=low.dtype)
+    inside = (index >= low.unsqueeze(-1)) & (index <= high.unsqueeze(-1))
+    return torch.where(inside, value.unsqueeze(-1), 0.0)
 
 
 def fgd_masks(boxes_list: Sequence[Tensor], batch_input_shape: Sequence[int],
@@ -71,7 +102,8 @@ def fgd_masks(boxes_list: Sequence[Tensor], batch_input_shape: Sequence[int],
     foreground is 0, divided by the number of such cells of the image (left
     as is when there are none).
 
-    Everything is batched over images and boxes; the memory peak is one
+    Everything is batched over images and boxes with a fixed number of
+    tensor ops and no host synchronisation; the memory peak is one
     (N, K, H, W) tensor with K the most boxes of any image.
 
     Args:
@@ -82,31 +114,26 @@ def fgd_masks(boxes_list: Sequence[Tensor], batch_input_shape: Sequence[int],
 
     Returns:
         tuple[Tensor, Tensor]: Foreground and background masks, each
-        (N, H, W), in the boxes' floating dtype.
+        (N, H, W), in the boxes' floating dtype (float32 for integer boxes).
     """
     height, width = int(feat_hw[0]), int(feat_hw[1])
     pad_h, pad_w = batch_input_shape
-    boxes, valid = _pad_boxes(boxes_list)
-    if not boxes.is_floating_point():
-        boxes = boxes.float()
+    boxes = _pad_boxes(boxes_list)
     num_images, num_boxes = boxes.shape[:2]
     if num_boxes == 0:
         fg = boxes.new_zeros(num_images, height, width)
     else:
-        # Same operation order as the reference (divide, then multiply), so
-        # floor / ceil agree with it bit for bit.
-        x1 = torch.floor(boxes[..., 0] / pad_w * width)
-        y1 = torch.floor(boxes[..., 1] / pad_h * height)
-        x2 = torch.ceil(boxes[..., 2] / pad_w * width)
-        y2 = torch.ceil(boxes[..., 3] / pad_h * height)
-        area = ((y2 - y1 + 1) * (x2 - x1 + 1)).clamp(min=1)
-        rows = torch.arange(height, device=boxes.device, dtype=boxes.dtype)
-        cols = torch.arange(width, device=boxes.device, dtype=boxes.dtype)
-        in_rows = _inside(rows, y1, y2, valid)
-        in_cols = _inside(cols, x1, x2, valid)
-        covered = in_rows.unsqueeze(-1) & in_cols.unsqueeze(-2)
-        value = area.reciprocal()[..., None, None]
-        fg = torch.where(covered, value, value.new_zeros(())).amax(dim=1)
+        x1, x2, extent_x = _grid_bounds(boxes[..., 0::2], pad_w, width)
+        y1, y2, extent_y = _grid_bounds(boxes[..., 1::2], pad_h, height)
+        # Only boxes with extents >= 1 on both axes cover a cell, so the
+        # value is finite and positive wherever it is used.
+        value = (extent_y * extent_x).reciprocal()
+        row_value = _cell_values(y1, y2, value, height)  # (N, K, H)
+        col_value = _cell_values(x1, x2, value, width)  # (N, K, W)
+        # A cell holds the box's value iff both its row and its column are
+        # covered: min(row, col) is that value or 0. Max over the boxes.
+        fg = torch.minimum(row_value.unsqueeze(-1),
+                           col_value.unsqueeze(-2)).amax(dim=1)
     bg = (fg == 0).to(fg.dtype)
     bg = bg / bg.sum(dim=(1, 2), keepdim=True).clamp(min=1)
     return fg, bg
@@ -254,13 +281,14 @@ class FGDLoss(nn.Module):
             fg, bg = self._get_masks(student, data_samples, masks)
             s_att_s, c_att_s = fgd_attention(student, self.temp)
             s_att_t, c_att_t = fgd_attention(teacher, self.temp)
-            diff = student - teacher
-            loss = self._feature_loss(diff, fg.to(dtype), bg.to(dtype),
-                                      s_att_t, c_att_t)
-            loss = loss + self.gamma_fgd * self._attention_loss(
-                s_att_s, c_att_s, s_att_t, c_att_t)
-            loss = loss + self.lambda_fgd * self._global_loss(
-                student, teacher, diff)
+            diff = (student - teacher).flatten(2)  # (N, C, HW)
+            weighted_sq, total_sq = self._square_sums(diff, fg.to(dtype),
+                                                      bg.to(dtype), s_att_t)
+            loss = (self._feature_loss(weighted_sq, c_att_t) +
+                    self.gamma_fgd * self._attention_loss(
+                        s_att_s, c_att_s, s_att_t, c_att_t) +
+                    self.lambda_fgd * self._global_loss(
+                        student, teacher, diff, total_sq))
         return loss
 
     def _get_masks(self, student: Tensor, data_samples: Optional[List],
@@ -284,17 +312,34 @@ class FGDLoss(nn.Module):
                 f'{tuple(bg.shape)}.')
         return fg, bg
 
-    def _feature_loss(self, diff: Tensor, fg: Tensor, bg: Tensor,
-                      s_att_t: Tensor, c_att_t: Tensor) -> Tensor:
-        """alpha * fg-loss + beta * bg-loss as one weighted reduction."""
-        num_images = diff.shape[0]
+    def _square_sums(self, diff: Tensor, fg: Tensor, bg: Tensor,
+                     s_att_t: Tensor) -> Tuple[Tensor, Tensor]:
+        """Weighted per-channel sums of diff^2 and their plain total.
+
+        The fg / bg masks and the teacher's spatial attention fold into one
+        (N, HW) weight, applied by a single (N, C, HW) @ (N, HW, 1) product,
+        so no full-size weighted copy of either feature is materialised.
+
+        Args:
+            diff (Tensor): S - T flattened to (N, C, HW).
+            fg (Tensor): Foreground mask (N, H, W).
+            bg (Tensor): Background mask (N, H, W).
+            s_att_t (Tensor): Teacher spatial attention (N, H, W).
+
+        Returns:
+            tuple[Tensor, Tensor]: (N, C) sums over HW of
+            ``(alpha*fg + beta*bg) * A_S^T * diff^2``, and the scalar sum of
+            ``diff^2``.
+        """
         spatial_weight = (self.alpha_fgd * fg + self.beta_fgd * bg) * s_att_t
-        # (N, C, HW) @ (N, HW, 1): per-channel weighted sum, no full-size
-        # weighted copies of the features.
-        per_channel = torch.bmm(
-            diff.square().flatten(2),
-            spatial_weight.flatten(1).unsqueeze(-1)).squeeze(-1)
-        return (per_channel * c_att_t).sum() / num_images
+        sq_diff = diff.square()
+        weighted = torch.bmm(sq_diff, spatial_weight.flatten(1).unsqueeze(-1))
+        return weighted.squeeze(-1), sq_diff.sum()
+
+    @staticmethod
+    def _feature_loss(weighted_sq: Tensor, c_att_t: Tensor) -> Tensor:
+        """alpha * fg-loss + beta * bg-loss from the weighted sums."""
+        return (weighted_sq * c_att_t).sum() / weighted_sq.shape[0]
 
     @staticmethod
     def _attention_loss(s_att_s: Tensor, c_att_s: Tensor, s_att_t: Tensor,
@@ -304,10 +349,25 @@ class FGDLoss(nn.Module):
         return ((c_att_s - c_att_t).abs().sum() +
                 (s_att_s - s_att_t).abs().sum()) / num_images
 
-    def _global_loss(self, student: Tensor, teacher: Tensor,
-                     diff: Tensor) -> Tensor:
-        """sum (GC_s(S) - GC_t(T))^2 / N, reusing diff = S - T."""
-        num_images = student.shape[0]
+    def _global_loss(self, student: Tensor, teacher: Tensor, diff: Tensor,
+                     total_sq: Tensor) -> Tensor:
+        """sum (GC_s(S) - GC_t(T))^2 / N without the full-size outputs.
+
+        GC_s(S) - GC_t(T) = diff + d with d the (N, C) difference of the
+        blocks' channel-add terms, so
+        sum (diff + d)^2 = sum diff^2 + sum_nc (2 d sum_hw diff + HW d^2).
+
+        Args:
+            student (Tensor): Aligned student feature (N, C, H, W).
+            teacher (Tensor): Teacher feature (N, C, H, W), detached.
+            diff (Tensor): S - T flattened to (N, C, HW).
+            total_sq (Tensor): Scalar sum of diff^2.
+
+        Returns:
+            Tensor: Scalar global loss.
+        """
+        num_images, _, num_cells = diff.shape
         add_diff = (_context_add(self.gc_student, student) -
-                    _context_add(self.gc_teacher, teacher))
-        return (diff + add_diff).square().sum() / num_images
+                    _context_add(self.gc_teacher, teacher)).flatten(1)
+        cross = (2 * diff.sum(dim=-1) + num_cells * add_diff) * add_diff
+        return (total_sq + cross.sum()) / num_images

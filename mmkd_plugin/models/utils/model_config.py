@@ -37,8 +37,11 @@ def resolve_model_config(model: Union[str, dict], owner: str) -> ConfigDict:
                              '"type" or a "cfg_path".')
         return ConfigDict(model)
     try:
-        base = Config.fromfile(cfg_path)
-    except (FileNotFoundError, ModuleNotFoundError, ValueError) as err:
+        # Resolves `pkg::path` exactly as `_base_` inheritance does.
+        path, _ = Config._get_cfg_path(cfg_path, '')
+        base = Config.fromfile(path)
+    except (FileNotFoundError, ModuleNotFoundError, ValueError,
+            AssertionError) as err:
         raise ValueError(f'DistillationDetector: cannot load the {owner} '
                          f'config "{cfg_path}": {err}') from err
     if 'model' not in base:
