@@ -225,6 +225,18 @@ def test_fgd_masks_edge_semantics():
     assert_close(ours_bg, bg)
 
 
+def test_fgd_masks_no_boxes_and_integer_boxes():
+    empty = [torch.zeros(0, 4), torch.zeros(0, 4)]
+    fg, bg = fgd_masks(empty, PAD_HW, FEAT_HW)
+    assert fg.shape == (2, *FEAT_HW) and fg.eq(0).all()
+    assert_close(bg, torch.full_like(bg, 1 / (FEAT_HW[0] * FEAT_HW[1])))
+    int_boxes = [torch.tensor([[8, 8, 60, 40], [20, 16, 36, 30]])]
+    fg_int, bg_int = fgd_masks(int_boxes, PAD_HW, FEAT_HW)
+    fg_flt, bg_flt = fgd_masks([int_boxes[0].float()], PAD_HW, FEAT_HW)
+    assert fg_int.dtype == torch.float32
+    assert torch.equal(fg_int, fg_flt) and torch.equal(bg_int, bg_flt)
+
+
 @pytest.mark.parametrize('specs', [PADDED_SAMPLES, EDGE_SAMPLES])
 @pytest.mark.parametrize('channels', [(8, 8), (6, 8)])
 def test_fgd_value_and_grads(specs, channels):
@@ -443,8 +455,8 @@ def test_bad_shapes_raise(name):
             loss(student, teacher, samples)
         msg = str(err.value)
         assert str(tuple(teacher.shape)) in msg, msg
-        # the student shape (after any 1x1 align) is named too
-        assert f'({student.shape[0]}, ' in msg, msg
+        # the student shape (after the 6 -> 8 channel align) is named too
+        assert '(2, 8, 8, 13)' in msg, msg
 
 
 def test_channel_mismatch_without_adapter_raises():

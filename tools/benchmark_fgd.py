@@ -39,6 +39,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
     parser.add_argument('--repeats', type=int, default=5)
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--threads', type=int, default=None,
+                        help='torch CPU threads (default: torch default)')
     return parser.parse_args()
 
 
@@ -156,19 +158,21 @@ def build_inputs(device: torch.device, seed: int):
         loss = FGDLoss(CHANNELS, CHANNELS).to(device)
         with torch.no_grad():  # non-trivial context blocks
             for p in loss.parameters():
-                p.normal_(0, 0.02, generator=None)
+                p.normal_(0, 0.02)
         losses.append(loss)
     return boxes_list, students, teachers, losses
 
 
 def run_losses(fn, losses, students, teachers, extra) -> List[Tensor]:
-    values = [fn(loss, s, t, extra) for loss, s, t in
-              zip(losses, students, teachers)]
-    return values
+    """Apply ``fn(loss, student, teacher, extra)`` level by level."""
+    return [fn(loss, s, t, extra)
+            for loss, s, t in zip(losses, students, teachers)]
 
 
 def main() -> None:
     args = parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     device = torch.device(args.device)
     boxes_list, students, teachers, losses = build_inputs(device, args.seed)

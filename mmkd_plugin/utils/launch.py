@@ -12,7 +12,9 @@ def apply_launcher(cfg: Config, launcher: str, config_path: str,
     """Set the launcher, work dir and, without GPUs, CPU-friendly DDP.
 
     Without CUDA, multi-process runs use the gloo backend and DDP without
-    ``device_ids`` (mmengine's default passes the local rank as a GPU id).
+    ``device_ids`` (mmengine's default passes the local rank as a GPU id),
+    and a ``torchrun`` process group is initialised here, because
+    mmengine's pytorch launcher always calls ``torch.cuda.set_device``.
 
     Args:
         cfg (Config): Config to update in place.
@@ -30,6 +32,8 @@ def apply_launcher(cfg: Config, launcher: str, config_path: str,
         return
     cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = \
         'gloo'
+    if launcher == 'pytorch' and not torch.distributed.is_initialized():
+        torch.distributed.init_process_group(backend='gloo')
     wrapper = cfg.get('model_wrapper_cfg') or dict(
         type='MMDistributedDataParallel', broadcast_buffers=False,
         find_unused_parameters=cfg.get('find_unused_parameters', False))
