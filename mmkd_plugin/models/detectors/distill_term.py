@@ -81,7 +81,8 @@ def _default_name(loss_type: str) -> str:
 
 
 def parse_distill_terms(distill: Sequence[Mapping],
-                        source_tags: Mapping[str, str]) -> List[DistillTerm]:
+                        source_tags: Mapping[str, str],
+                        allow_empty: bool = False) -> List[DistillTerm]:
     """Validate the ``distill`` list of a config and build its terms.
 
     Args:
@@ -89,11 +90,12 @@ def parse_distill_terms(distill: Sequence[Mapping],
             optional ``teacher``, ``levels``, ``name``.
         source_tags (Mapping[str, str]): Short log tags of module paths,
             e.g. ``{'neck': 'fpn'}``; other paths log with dots as ``_``.
+        allow_empty (bool): Accept an empty list (a student head distils).
 
     Returns:
         list[DistillTerm]: One term per entry.
     """
-    if not distill:
+    if not distill and not allow_empty:
         raise ValueError('DistillationDetector: "distill" is empty; give at '
                          'least one term such as dict(student="neck", '
                          'loss=dict(type="CWDLoss")).')

@@ -1,7 +1,7 @@
 # Copyright (c) mmkd_plugin contributors.
 """A detector that trains an mmdet student against a frozen teacher."""
 import inspect
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -13,7 +13,7 @@ from mmengine.logging import print_log
 from mmengine.runner.checkpoint import load_checkpoint
 from torch import Tensor
 
-from ..utils import (FeatureRecorder, TeacherInputRenorm,
+from ..utils import (FeatureRecorder, TeacherInputRenorm, TeacherLinkMixin,
                      resolve_model_config)
 from .distill_term import DistillTerm, parse_distill_terms
 
@@ -45,6 +45,10 @@ class DistillationDetector(BaseDetector):
             module's output tuple, default all) and ``name`` (log-key stem,
             default from the loss type: ``CWDLoss`` -> ``cwd``). Each level
             gets its own loss instance, logged as e.g. ``loss_cwd_fpn0``.
+            May be empty when a student head distils by itself (a head
+            with :class:`TeacherLinkMixin`, e.g. for LD or DKD): such heads
+            are linked to the teacher at build time and see the teacher's
+            neck features during each step.
         teacher_ckpt (str, optional): Teacher checkpoint path or URL, loaded
             in ``init_weights``. Without it the teacher keeps random weights.
         teacher_ckpt_strict (bool): Raise on missing or unexpected keys in
@@ -67,7 +71,7 @@ class DistillationDetector(BaseDetector):
     def __init__(self,
                  student: Union[dict, str],
                  teacher: Union[dict, str],
-                 distill: List[dict],
+                 distill: Sequence[dict] = (),
                  teacher_ckpt: Optional[str] = None,
                  teacher_ckpt_strict: bool = True,
                  student_init_from_teacher: Sequence[str] = (),
@@ -101,11 +105,22 @@ class DistillationDetector(BaseDetector):
             self._register_state_dict_hook(_add_teacher_state)
         self._register_load_state_dict_pre_hook(self._load_teacher_state)
 
-        self.terms = parse_distill_terms(distill, SOURCE_TAGS)
+        self._linked_heads = [
+            m for m in self.student.modules()
+            if isinstance(m, TeacherLinkMixin)
+        ]
+        for head in self._linked_heads:
+            head.link_teacher(self.teacher)
+        self.terms = parse_distill_terms(
+            distill, SOURCE_TAGS, allow_empty=bool(self._linked_heads))
         self._student_recorder = FeatureRecorder(
             self.student, [t.student_path for t in self.terms], 'student')
-        self._teacher_recorder = FeatureRecorder(
-            self.teacher, [t.teacher_path for t in self.terms], 'teacher')
+        # Linked heads read the teacher's neck outputs.
+        self._teacher_paths = [t.teacher_path for t in self.terms] + \
+            (['neck'] if self._linked_heads else [])
+        self._teacher_recorder = FeatureRecorder(self.teacher,
+                                                 self._teacher_paths,
+                                                 'teacher')
         self.distill_losses = self._build_losses(probe_input_size)
 
     @property
@@ -145,8 +160,7 @@ class DistillationDetector(BaseDetector):
         finally:
             self.student.train(was_training)
         with self._teacher_recorder.recording() as teacher_feats:
-            _run_minimal_forward(self.teacher,
-                                 [t.teacher_path for t in self.terms], probe,
+            _run_minimal_forward(self.teacher, self._teacher_paths, probe,
                                  [sample])
         return student_feats, teacher_feats
 
@@ -238,7 +252,13 @@ class DistillationDetector(BaseDetector):
         """
         teacher_feats = self._teacher_features(batch_inputs,
                                                batch_data_samples)
-        with self._student_recorder.recording() as student_feats:
+        with ExitStack() as stack:
+            for head in self._linked_heads:
+                stack.enter_context(
+                    head.teacher_step(teacher_feats['neck'],
+                                      self.teacher_autocast))
+            student_feats = stack.enter_context(
+                self._student_recorder.recording())
             losses = self.student.loss(batch_inputs, batch_data_samples)
         for term in self.terms:
             pairs = term.select_levels(student_feats[term.student_path],
@@ -256,8 +276,7 @@ class DistillationDetector(BaseDetector):
             torch.autocast(batch_inputs.device.type,
                            dtype=self.teacher_autocast)
         with autocast, self._teacher_recorder.recording() as teacher_feats:
-            _run_minimal_forward(self.teacher,
-                                 [t.teacher_path for t in self.terms],
+            _run_minimal_forward(self.teacher, self._teacher_paths,
                                  self._teacher_renorm(batch_inputs),
                                  batch_data_samples)
         return teacher_feats
