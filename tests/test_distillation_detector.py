@@ -11,7 +11,6 @@ from mmengine.optim import build_optim_wrapper
 from mmkd_plugin.utils import export_student
 from .conftest import load_offline_config, make_batch
 
-CONFIGS = ['cwd_retina_r101_r18.py', 'cwd_faster-rcnn_r101_r50.py']
 
 
 def build_detector(cfg_name='cwd_retina_r101_r18.py', teacher_ckpt=None,
@@ -33,11 +32,10 @@ def snapshot(module):
     return {k: v.detach().clone() for k, v in module.state_dict().items()}
 
 
-@pytest.mark.parametrize('cfg_name', CONFIGS)
-def test_config_trains_and_freezes_teacher(cfg_name, random_teacher_ckpt):
-    probe, _ = build_detector(cfg_name)
+def test_teacher_loaded_frozen_and_outside_optimizer(random_teacher_ckpt):
+    probe, _ = build_detector()
     ckpt = random_teacher_ckpt(probe.teacher)
-    model, cfg = build_detector(cfg_name, teacher_ckpt=ckpt)
+    model, cfg = build_detector(teacher_ckpt=ckpt)
     model.init_weights()
     for key, value in probe.teacher.state_dict().items():
         assert torch.equal(model.teacher.state_dict()[key], value), key

@@ -1,0 +1,30 @@
+# FGD (Yang et al., CVPR 2022): RetinaNet R101 1x teacher (38.5) ->
+# RetinaNet R18 1x (31.7), COCO 1x, RetinaNet defaults on all 5 FPN levels.
+# The reference configs copy the teacher's neck and head into the student;
+# R18's FPN takes other input channels than R101's, so only the head is.
+# Run: tools/dist_train.sh configs/fgd_retina_r101_r18.py 8
+_base_ = 'mmdet::retinanet/retinanet_r18_fpn_1x_coco.py'
+
+custom_imports = dict(imports=['mmkd_plugin'], allow_failed_imports=False)
+
+teacher_ckpt = 'https://download.openmmlab.com/mmdetection/v2.0/retinanet/retinanet_r101_fpn_1x_coco/retinanet_r101_fpn_1x_coco_20200130-7a93545f.pth'  # noqa: E501
+
+model = dict(
+    _delete_=True,
+    type='DistillationDetector',
+    student=dict(cfg_path='mmdet::retinanet/retinanet_r18_fpn_1x_coco.py'),
+    teacher=dict(cfg_path='mmdet::retinanet/retinanet_r101_fpn_1x_coco.py'),
+    teacher_ckpt=teacher_ckpt,
+    student_init_from_teacher=['bbox_head'],
+    distill=[
+        dict(
+            student='neck',
+            teacher='neck',
+            loss=dict(
+                type='FGDLoss',
+                temp=0.5,
+                alpha_fgd=1e-3,
+                beta_fgd=5e-4,
+                gamma_fgd=5e-4,
+                lambda_fgd=5e-6)),
+    ])
