@@ -24,6 +24,7 @@ import torch
 from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
 from mmengine.config import Config
+from mmengine.registry import init_default_scope
 from mmengine.structures import InstanceData
 
 import mmkd_plugin  # noqa: F401
@@ -43,6 +44,8 @@ def parse_args() -> argparse.Namespace:
                         if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--amp', action='store_true',
                         help='bfloat16 autocast for the whole step')
+    parser.add_argument('--teacher-autocast', choices=['bfloat16', 'float16'],
+                        help="the detector's teacher_autocast option")
     return parser.parse_args()
 
 
@@ -68,9 +71,10 @@ def synthetic_batch(args: argparse.Namespace, num_classes: int):
     return inputs, samples
 
 
-def build_model(config: str, device: str):
+def build_model(config: str, device: str, teacher_autocast=None):
     """The config's DistillationDetector with random weights, offline."""
     cfg = Config.fromfile(config)
+    init_default_scope(cfg.get('default_scope', 'mmdet'))
     for part in ('student', 'teacher'):
         part_cfg = cfg.model[part]
         if isinstance(part_cfg, str):
@@ -79,6 +83,7 @@ def build_model(config: str, device: str):
         backbone['init_cfg'] = None
         part_cfg['backbone'] = backbone
     cfg.model.teacher_ckpt = None
+    cfg.model.teacher_autocast = teacher_autocast
     model = MODELS.build(cfg.model).to(device)
     model.train()
     return model
@@ -111,7 +116,7 @@ class PhaseTimer:
 
 def main() -> None:
     args = parse_args()
-    model = build_model(args.config, args.device)
+    model = build_model(args.config, args.device, args.teacher_autocast)
     num_classes = getattr(getattr(model.student, 'bbox_head', None),
                           'num_classes', 80)
     inputs, samples = synthetic_batch(args, num_classes)
@@ -138,7 +143,7 @@ def main() -> None:
     device_name = torch.cuda.get_device_name() if timer.cuda else 'cpu'
     print(f'{args.config} | device {device_name} | batch {args.batch} x '
           f'{tuple(inputs.shape[2:])} | {args.boxes} boxes/img | '
-          f'amp {args.amp}')
+          f'amp {args.amp} | teacher autocast {args.teacher_autocast}')
     print(f'{"iter":>4} {"student ms":>11} {"teacher ms":>11} '
           f'{"distill ms":>11} {"ratio":>7} {"peak MB (s/t/d)":>24}')
     for it in range(args.warmup + args.iters):
