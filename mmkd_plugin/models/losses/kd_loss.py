@@ -82,7 +82,8 @@ class KDLoss(nn.Module):
         self.loss_weight = loss_weight
         self.logit_standardization = logit_standardization
 
-    def forward(self, student_logits: Tensor, teacher_logits: Tensor) -> Tensor:
+    def forward(self, student_logits: Tensor,
+                teacher_logits: Tensor) -> Tensor:
         """Compute the loss.
 
         Args:

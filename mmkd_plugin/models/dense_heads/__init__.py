@@ -1,0 +1,4 @@
+# Copyright (c) mmkd_plugin contributors.
+from .ld_gfl_head import LDGFLHead
+
+__all__ = ['LDGFLHead']

@@ -1,0 +1,438 @@
+# Copyright (c) mmkd_plugin contributors.
+"""GFL head with Localization Distillation (LD) from a linked teacher.
+
+Zheng et al., "Localization Distillation for Dense Object Detection",
+CVPR 2022. https://arxiv.org/abs/2102.12252
+"""
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+from mmdet.models.dense_heads import GFLHead
+from mmdet.models.task_modules.assigners import ATSSAssigner
+from mmdet.models.task_modules.assigners.atss_assigner import \
+    bbox_center_distance
+from mmdet.models.task_modules.prior_generators import anchor_inside_flags
+from mmdet.models.utils import images_to_levels, unmap
+from mmdet.registry import MODELS
+from mmdet.structures.bbox import bbox_overlaps, get_box_tensor
+from mmdet.utils import (InstanceList, OptConfigType, OptInstanceList,
+                         reduce_mean)
+from mmengine.structures import InstanceData
+from torch import Tensor
+
+from ..losses.ld_loss import LDLoss
+from ..utils import TeacherLinkMixin
+
+_INF = 1e8
+
+
+def pairwise_diou(boxes1: Tensor, boxes2: Tensor, eps: float = 1e-6) -> Tensor:
+    """Distance-IoU of every box pair: IoU - d^2 / c^2.
+
+    ``d`` is the distance between the two centres and ``c`` the diagonal of
+    the smallest box enclosing both (Zheng et al., AAAI 2020).
+
+    Args:
+        boxes1 (Tensor): Boxes (A, 4), ``xyxy``.
+        boxes2 (Tensor): Boxes (G, 4), ``xyxy``.
+        eps (float): Stabiliser of the IoU and of ``c^2``.
+
+    Returns:
+        Tensor: DIoU matrix (A, G), in (-1, 1].
+    """
+    iou = bbox_overlaps(boxes1, boxes2, eps=eps)
+    centers1 = (boxes1[:, :2] + boxes1[:, 2:]) / 2
+    centers2 = (boxes2[:, :2] + boxes2[:, 2:]) / 2
+    center_dist2 = (centers1[:, None] - centers2[None]).pow(2).sum(-1)
+    enclose_lt = torch.min(boxes1[:, None, :2], boxes2[None, :, :2])
+    enclose_rb = torch.max(boxes1[:, None, 2:], boxes2[None, :, 2:])
+    diag2 = (enclose_rb - enclose_lt).pow(2).sum(-1).clamp(min=eps)
+    return iou - center_dist2 / diag2
+
+
+def atss_iou_thresholds(priors: Tensor, num_level_priors: Sequence[int],
+                        gt_bboxes: Tensor, overlaps: Tensor, topk: int,
+                        ignore_mask: Optional[Tensor] = None) -> Tensor:
+    """The IoU threshold ATSS computes for each gt box.
+
+    As in ATSS: the ``topk`` priors of every level whose centres are
+    closest to the gt centre are the candidates; threshold = mean + std
+    (unbiased) of their IoUs with the gt. Priors in ``ignore_mask`` are
+    pushed away from every gt first, as ATSS does.
+
+    Args:
+        priors (Tensor): Priors (A, 4) of all levels, level by level.
+        num_level_priors (Sequence[int]): Priors per level.
+        gt_bboxes (Tensor): Gt boxes (G, 4).
+        overlaps (Tensor): IoU of priors and gts (A, G).
+        topk (int): Candidates per level.
+        ignore_mask (Tensor, optional): Bool (A, ) of ignored priors.
+
+    Returns:
+        Tensor: Thresholds (G, ).
+    """
+    distances = bbox_center_distance(gt_bboxes, priors)
+    if ignore_mask is not None:
+        distances[ignore_mask, :] = _INF
+    candidates = []
+    start = 0
+    for count in num_level_priors:
+        k = min(topk, count)
+        level_idx = distances[start:start + count].topk(
+            k, dim=0, largest=False).indices
+        candidates.append(level_idx + start)
+        start += count
+    candidate_ious = overlaps.gather(0, torch.cat(candidates))
+    return candidate_ious.mean(0) + candidate_ious.std(0)
+
+
+def vlr_weights(priors: Tensor,
+                num_level_priors: Sequence[int],
+                gt_bboxes: Tensor,
+                topk: int,
+                iou_calculator,
+                low_ratio: float = 0.25,
+                ignore_bboxes: Optional[Tensor] = None,
+                ignore_iof_thr: float = -1.0) -> Tensor:
+    """Valuable-localization-region weight of every prior (0 outside).
+
+    A prior is in the VLR of a gt when its DIoU with the gt lies in
+    ``[low_ratio * thr, thr)``, ``thr`` being the gt's ATSS IoU threshold
+    (:func:`atss_iou_thresholds`). All priors are considered, positives
+    included, as in the reference. The weight of a VLR prior is its IoU
+    with the VLR gt of highest IoU (the reference's choice).
+
+    Args:
+        priors (Tensor): Priors (A, 4) of all levels, level by level.
+        num_level_priors (Sequence[int]): Priors per level.
+        gt_bboxes (Tensor): Gt boxes (G, 4).
+        topk (int): ATSS candidates per level.
+        iou_calculator (callable): The assigner's IoU calculator.
+        low_ratio (float): Lower DIoU bound as a fraction of the threshold.
+            Defaults to 0.25.
+        ignore_bboxes (Tensor, optional): Ignored gt boxes.
+        ignore_iof_thr (float): The assigner's ``ignore_iof_thr``.
+
+    Returns:
+        Tensor: Weights (A, ), 0 for priors outside every VLR.
+    """
+    num_priors, num_gts = priors.size(0), gt_bboxes.size(0)
+    if num_priors == 0 or num_gts == 0:
+        return priors.new_zeros(num_priors)
+    overlaps = iou_calculator(priors, gt_bboxes)
+    ignore_mask = None
+    if (ignore_iof_thr > 0 and ignore_bboxes is not None
+            and ignore_bboxes.numel() > 0):
+        ignore_mask = iou_calculator(
+            priors, ignore_bboxes, mode='iof').max(dim=1).values \
+            > ignore_iof_thr
+    thresholds = atss_iou_thresholds(priors, num_level_priors, gt_bboxes,
+                                     overlaps, topk, ignore_mask)
+    diou = pairwise_diou(priors, gt_bboxes)
+    in_vlr = (diou >= low_ratio * thresholds) & (diou < thresholds)
+    return overlaps.masked_fill(~in_vlr, 0).max(dim=1).values
+
+
+def _flatten_levels(maps: Sequence[Tensor], channels: int) -> Tensor:
+    """(N, C, H, W) per level -> (sum_l N*H*W, C), level-major then
+    image, row, column: the order of the flattened GFL targets."""
+    return torch.cat(
+        [m.permute(0, 2, 3, 1).reshape(-1, channels) for m in maps])
+
+
+def _prior_settings(generator) -> Dict[str, object]:
+    """What makes two prior generators place the same priors."""
+
+    def plain(value):
+        return value.tolist() if isinstance(value, Tensor) else value
+
+    return dict(
+        type=type(generator).__name__,
+        strides=[tuple(s) for s in getattr(generator, 'strides', [])],
+        base_sizes=plain(getattr(generator, 'base_sizes', None)),
+        scales=plain(getattr(generator, 'scales', None)),
+        ratios=plain(getattr(generator, 'ratios', None)),
+        center_offset=getattr(generator, 'center_offset', None),
+        centers=plain(getattr(generator, 'centers', None)),
+        scale_major=getattr(generator, 'scale_major', None))
+
+
+@MODELS.register_module()
+class LDGFLHead(TeacherLinkMixin, GFLHead):
+    """GFL head that distils a linked GFL teacher head inside its loss.
+
+    Use it as the student's ``bbox_head`` inside a ``DistillationDetector``
+    whose teacher has a GFL head with the same strides, anchors and
+    ``reg_max`` (checked when the detector is built). In every training
+    step the teacher's ``bbox_head`` runs on the teacher's own neck
+    features, so its FPN width may differ from the student's. The student's
+    ordinary GFL losses are untouched; on top of them, with the student's
+    own ATSS assignment:
+
+    - ``loss_ld`` (main LD): :class:`LDLoss` between the student's and the
+      teacher's box-side distributions on the student's positive locations,
+      weighted by the student's max class score (sigmoid, detached).
+    - ``loss_ld_vlr``: the same loss on the valuable localization region
+      (VLR), computed per image exactly as the authors' public code does:
+
+      1. ``thr[g]`` is the ATSS IoU threshold of gt ``g``, recomputed with
+         the student assigner's settings: mean + std (unbiased) of the IoUs
+         between ``g`` and its ATSS candidates, the ``topk`` anchors of
+         each level whose centres are closest to ``g``'s centre. ATSS has
+         one threshold per gt (its candidates span all levels), not one per
+         level.
+      2. An anchor (only anchors inside the image, as the assigner sees
+         them) is in the VLR of ``g`` when ``vlr_low_ratio * thr[g] <=
+         DIoU(anchor, g) < thr[g]``, DIoU being computed on the anchor box
+         (IoU minus squared centre distance over squared diagonal of the
+         enclosing box). Positives are not excluded.
+      3. Its weight is its IoU with the VLR gt of highest IoU; anchors in no
+         VLR get 0 and are skipped.
+
+      The authors' VLR loss divides by 16 rather than 4: set
+      ``divisor=16`` in the loss config to match them.
+    - ``loss_kd_cls``: classification KD on the positives between the
+      student's and the teacher's class logits, normalised by the number of
+      positives. With :class:`KDLoss` (softmax KL summed over classes,
+      averaged over the positives of the batch) or with an
+      :class:`LDLoss` (``normalize='num_pos'``), which averages the KL over
+      the classes as the reference's KD loss does.
+
+    ``num_pos`` for ``LDLoss(normalize='num_pos')`` is the number of
+    locations the term covers (positives, or VLR locations), averaged over
+    processes.
+
+    Args:
+        num_classes (int): Number of classes.
+        in_channels (int): Input channels.
+        loss_ld (dict, optional): Main LD loss config, logged as
+            ``loss_ld``. Defaults to ``LDLoss(temperature=10,
+            loss_weight=0.25)``.
+        loss_ld_vlr (dict, optional): VLR LD loss config, logged as
+            ``loss_ld_vlr``. Defaults to None (off).
+        loss_kd_cls (dict, optional): Classification KD config, logged as
+            ``loss_kd_cls``. Defaults to None (off).
+        vlr_low_ratio (float): Lower DIoU bound of the VLR as a fraction of
+            the ATSS threshold. Defaults to 0.25.
+        **kwargs: :class:`GFLHead` arguments.
+    """
+
+    def __init__(self,
+                 num_classes: int,
+                 in_channels: int,
+                 loss_ld: OptConfigType = dict(
+                     type='LDLoss', temperature=10.0, loss_weight=0.25),
+                 loss_ld_vlr: OptConfigType = None,
+                 loss_kd_cls: OptConfigType = None,
+                 vlr_low_ratio: float = 0.25,
+                 **kwargs) -> None:
+        super().__init__(
+            num_classes=num_classes, in_channels=in_channels, **kwargs)
+        self.loss_ld = MODELS.build(loss_ld) if loss_ld else None
+        self.loss_ld_vlr = MODELS.build(loss_ld_vlr) if loss_ld_vlr else None
+        self.loss_kd_cls = MODELS.build(loss_kd_cls) if loss_kd_cls else None
+        if all(loss is None for loss in (self.loss_ld, self.loss_ld_vlr,
+                                         self.loss_kd_cls)):
+            raise ValueError('LDGFLHead: loss_ld, loss_ld_vlr and loss_kd_cls '
+                             'are all None; use GFLHead for no head '
+                             'distillation.')
+        if not 0 <= vlr_low_ratio < 1:
+            raise ValueError('LDGFLHead: vlr_low_ratio must lie in [0, 1), '
+                             f'got {vlr_low_ratio}.')
+        self.vlr_low_ratio = vlr_low_ratio
+        if self.loss_ld_vlr is not None and self.train_cfg and (
+                not isinstance(self.assigner, ATSSAssigner)
+                or self.assigner.alpha is not None):
+            raise ValueError(
+                'LDGFLHead: loss_ld_vlr needs the plain ATSSAssigner (its '
+                'thresholds define the region), got '
+                f'{type(self.assigner).__name__}.')
+        # Filled by get_targets while loss_by_feat runs.
+        self._targets_record: Optional[dict] = None
+
+    # ------------------------------------------------------------ teacher
+    def link_teacher(self, teacher) -> None:
+        """Check that the teacher has a compatible GFL head.
+
+        Raises:
+            ValueError: The teacher has no GFL-style ``bbox_head``, or its
+                ``reg_max``, strides or anchor settings (or, for
+                ``loss_kd_cls``, its class count) differ from the
+                student's.
+        """
+        head = getattr(teacher, 'bbox_head', None)
+        if not isinstance(head, GFLHead):
+            raise ValueError(
+                'LDGFLHead needs a teacher with a GFL-style bbox_head '
+                '(GFLHead or a subclass); the teacher is a '
+                f'{type(teacher).__name__} whose bbox_head is '
+                f'{type(head).__name__ if head is not None else "missing"}.')
+        if head.reg_max != self.reg_max:
+            raise ValueError(
+                f'LDGFLHead: reg_max differs: student {self.reg_max}, '
+                f'teacher {head.reg_max}; LD compares the two heads\' '
+                'reg_max + 1 bins one to one.')
+        student, teacher_settings = (_prior_settings(self.prior_generator),
+                                     _prior_settings(head.prior_generator))
+        diffs = [
+            f'{key}: student {value}, teacher {teacher_settings[key]}'
+            for key, value in student.items()
+            if value != teacher_settings[key]
+        ]
+        if diffs:
+            raise ValueError(
+                'LDGFLHead: the teacher\'s anchors differ from the '
+                'student\'s (LD reads the teacher at the student\'s '
+                'locations, so strides and anchor generators must '
+                'match): ' + '; '.join(diffs) + '.')
+        if (self.loss_kd_cls is not None
+                and head.cls_out_channels != self.cls_out_channels):
+            raise ValueError(
+                'LDGFLHead: loss_kd_cls compares class logits but the '
+                f'student has {self.cls_out_channels} class channels and '
+                f'the teacher {head.cls_out_channels}.')
+        super().link_teacher(teacher)
+
+    def _teacher_forward(
+        self, cls_scores: List[Tensor]
+    ) -> Tuple[List[Tensor], List[Tensor]]:
+        """The teacher head's outputs on the teacher's neck features."""
+        with self.teacher_forward_context(cls_scores[0].device.type):
+            t_cls_scores, t_bbox_preds = self.teacher.bbox_head(
+                self.teacher_feats)
+        if len(t_cls_scores) != len(cls_scores):
+            raise ValueError(f'LDGFLHead: the student has {len(cls_scores)} '
+                             f'levels, the teacher {len(t_cls_scores)}.')
+        for level, (s_map, t_map) in enumerate(zip(cls_scores,
+                                                   t_cls_scores)):
+            if s_map.shape[0] != t_map.shape[0] or \
+                    s_map.shape[2:] != t_map.shape[2:]:
+                raise ValueError(
+                    f'LDGFLHead: level {level}: student map '
+                    f'{tuple(s_map.shape)} and teacher map '
+                    f'{tuple(t_map.shape)} have different locations.')
+        return ([t.float() for t in t_cls_scores],
+                [t.float() for t in t_bbox_preds])
+
+    # ------------------------------------------------------------ losses
+    def loss_by_feat(
+            self,
+            cls_scores: List[Tensor],
+            bbox_preds: List[Tensor],
+            batch_gt_instances: InstanceList,
+            batch_img_metas: List[dict],
+            batch_gt_instances_ignore: OptInstanceList = None) -> dict:
+        """GFL losses plus the distillation terms (see class doc).
+
+        Returns:
+            dict[str, Tensor]: GFL's ``loss_cls``, ``loss_bbox``,
+            ``loss_dfl`` and the enabled ones of ``loss_ld``,
+            ``loss_ld_vlr``, ``loss_kd_cls``.
+        """
+        t_cls_scores, t_bbox_preds = self._teacher_forward(cls_scores)
+        self._targets_record = {}
+        try:
+            losses = super().loss_by_feat(
+                cls_scores, bbox_preds, batch_gt_instances, batch_img_metas,
+                batch_gt_instances_ignore=batch_gt_instances_ignore)
+            record = self._targets_record
+        finally:
+            self._targets_record = None
+        losses.update(
+            self._distill_losses(cls_scores, bbox_preds, t_cls_scores,
+                                 t_bbox_preds, record))
+        return losses
+
+    def get_targets(self,
+                    anchor_list: List[List[Tensor]],
+                    valid_flag_list: List[List[Tensor]],
+                    batch_gt_instances: InstanceList,
+                    batch_img_metas: List[dict],
+                    batch_gt_instances_ignore: OptInstanceList = None,
+                    unmap_outputs: bool = True) -> tuple:
+        """GFL's targets, unchanged; during :meth:`loss_by_feat` also keeps
+        the labels (the student's own assignment) and the VLR weights."""
+        record = self._targets_record
+        if record is not None and self.loss_ld_vlr is not None:
+            num_level_anchors = [anchors.size(0) for anchors in anchor_list[0]]
+            ignores = batch_gt_instances_ignore or [None] * len(anchor_list)
+            weights = [
+                self._vlr_weights_single(
+                    torch.cat(anchors), torch.cat(flags), num_level_anchors,
+                    gt_instances, img_meta, gt_ignore)
+                for anchors, flags, gt_instances, img_meta, gt_ignore in zip(
+                    anchor_list, valid_flag_list, batch_gt_instances,
+                    batch_img_metas, ignores)
+            ]
+            record['vlr_weights'] = images_to_levels(weights,
+                                                     num_level_anchors)
+        targets = super().get_targets(
+            anchor_list, valid_flag_list, batch_gt_instances,
+            batch_img_metas, batch_gt_instances_ignore, unmap_outputs)
+        if record is not None:
+            record['labels'] = targets[1]
+        return targets
+
+    def _vlr_weights_single(self, flat_anchors: Tensor, valid_flags: Tensor,
+                            num_level_anchors: List[int],
+                            gt_instances: InstanceData, img_meta: dict,
+                            gt_instances_ignore: Optional[InstanceData]
+                            ) -> Tensor:
+        """VLR weights of one image's anchors (0 outside the image, as the
+        assigner only sees anchors inside it)."""
+        inside = anchor_inside_flags(flat_anchors, valid_flags,
+                                     img_meta['img_shape'][:2],
+                                     self.train_cfg['allowed_border'])
+        ignore_bboxes = None if gt_instances_ignore is None else \
+            get_box_tensor(gt_instances_ignore.bboxes)
+        weights = vlr_weights(
+            flat_anchors[inside],
+            self.get_num_level_anchors_inside(num_level_anchors, inside),
+            get_box_tensor(gt_instances.bboxes),
+            topk=self.assigner.topk,
+            iou_calculator=self.assigner.iou_calculator,
+            low_ratio=self.vlr_low_ratio,
+            ignore_bboxes=ignore_bboxes,
+            ignore_iof_thr=self.assigner.ignore_iof_thr)
+        return unmap(weights, flat_anchors.size(0), inside)
+
+    def _distill_losses(self, cls_scores: List[Tensor],
+                        bbox_preds: List[Tensor], t_cls_scores: List[Tensor],
+                        t_bbox_preds: List[Tensor],
+                        record: dict) -> Dict[str, Tensor]:
+        """The enabled distillation terms over all levels at once."""
+        bins = self.reg_max + 1
+        s_cls = _flatten_levels(cls_scores, self.cls_out_channels)
+        t_cls = _flatten_levels(t_cls_scores, self.cls_out_channels)
+        s_reg = _flatten_levels(bbox_preds, 4 * bins).reshape(-1, 4, bins)
+        t_reg = _flatten_levels(t_bbox_preds, 4 * bins).reshape(-1, 4, bins)
+        labels = torch.cat([level.reshape(-1) for level in record['labels']])
+        pos = ((labels >= 0) & (labels < self.num_classes)).nonzero()[:, 0]
+        num_pos = _global_count(pos)
+
+        losses = {}
+        if self.loss_ld is not None:
+            score = s_cls.detach().sigmoid().max(dim=1).values[pos]
+            losses['loss_ld'] = self.loss_ld(
+                s_reg[pos], t_reg[pos], weight=score, num_pos=num_pos)
+        if self.loss_ld_vlr is not None:
+            weights = torch.cat(
+                [level.reshape(-1) for level in record['vlr_weights']])
+            vlr = (weights > 0).nonzero()[:, 0]
+            losses['loss_ld_vlr'] = self.loss_ld_vlr(
+                s_reg[vlr], t_reg[vlr], weight=weights[vlr],
+                num_pos=_global_count(vlr))
+        if self.loss_kd_cls is not None:
+            if isinstance(self.loss_kd_cls, LDLoss):
+                losses['loss_kd_cls'] = self.loss_kd_cls(
+                    s_cls[pos], t_cls[pos], num_pos=num_pos)
+            else:
+                losses['loss_kd_cls'] = self.loss_kd_cls(
+                    s_cls[pos], t_cls[pos])
+        return losses
+
+
+def _global_count(indices: Tensor) -> Tensor:
+    """Number of indices, averaged over processes, at least 1."""
+    count = torch.tensor(float(indices.numel()), device=indices.device)
+    return reduce_mean(count).clamp(min=1)
