@@ -1,6 +1,7 @@
 # Copyright (c) mmkd_plugin contributors.
 """A detector that trains an mmdet student against a frozen teacher."""
 import inspect
+import logging
 from contextlib import ExitStack, nullcontext
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -131,8 +132,10 @@ class DistillationDetector(BaseDetector):
     # ------------------------------------------------------------ building
     def _build_losses(self, probe_input_size: Tuple[int, int]) -> nn.ModuleDict:
         """Check every term on a probe image and build one loss per level."""
-        student_feats, teacher_feats = self._probe_features(probe_input_size)
         losses = nn.ModuleDict()
+        if not self.terms:
+            return losses
+        student_feats, teacher_feats = self._probe_features(probe_input_size)
         for term in self.terms:
             pairs = term.select_levels(student_feats[term.student_path],
                                        teacher_feats[term.teacher_path])
@@ -171,7 +174,7 @@ class DistillationDetector(BaseDetector):
         if self.teacher_ckpt is None:
             print_log('DistillationDetector: no teacher_ckpt given, the '
                       'teacher keeps random weights.', logger='current',
-                      level=30)
+                      level=logging.WARNING)
         else:
             self._load_teacher_ckpt()
         for prefix in self.student_init_from_teacher:
