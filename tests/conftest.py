@@ -49,6 +49,9 @@ def load_offline_config(name: str, teacher_ckpt=None) -> Config:
     """
     cfg = Config.fromfile(osp.join(CONFIG_DIR, name))
     model = cfg.model
+    if model.type != 'DistillationDetector':  # a plain mmdet detector
+        model.backbone.init_cfg = None
+        return cfg
     for part in ('student', 'teacher'):
         backbone = model[part].get('backbone', {})
         backbone['init_cfg'] = None

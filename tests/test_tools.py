@@ -99,7 +99,7 @@ def test_dist_train_two_gloo_processes(digits_cwd):
         'bash', osp.join(REPO_ROOT, 'tools', 'dist_train.sh'), DIGITS_CONFIG,
         '2', '--work-dir', str(digits_cwd / 'work_dist'), '--cfg-options',
         'train_cfg.max_iters=2', 'train_cfg.val_interval=1000', *FAST_OPTIONS
-    ], digits_cwd, env_extra=dict(PORT='29533'))
+    ], digits_cwd, env_extra=dict(PORT='29533', PYTHON=sys.executable))
     assert 'Distributed training: True' in log
     assert re.search(r'Iter\(train\) \[2/2\].*loss_cwd_fpn0', log)
     assert (digits_cwd / 'work_dist' / 'iter_2.pth').is_file()

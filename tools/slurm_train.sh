@@ -11,9 +11,10 @@ GPUS_PER_NODE=${GPUS_PER_NODE:-8}
 CPUS_PER_TASK=${CPUS_PER_TASK:-5}
 SRUN_ARGS=${SRUN_ARGS:-""}
 DIR=$(dirname "$0")
+PYTHON=${PYTHON:-python}
 PYTHONPATH="$DIR/..":$PYTHONPATH \
 srun -p "$PARTITION" --job-name="$JOB_NAME" --gres=gpu:$GPUS_PER_NODE \
     --ntasks=$GPUS --ntasks-per-node=$GPUS_PER_NODE \
     --cpus-per-task=$CPUS_PER_TASK --kill-on-bad-exit=1 $SRUN_ARGS \
-    python -u "$DIR/train.py" "$CONFIG" --work-dir="$WORK_DIR" \
+    "$PYTHON" -u "$DIR/train.py" "$CONFIG" --work-dir="$WORK_DIR" \
     --launcher=slurm "${@:5}"

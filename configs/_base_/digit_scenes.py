@@ -3,9 +3,10 @@
 # CPU-sized iteration schedule.
 #
 # mmengine forbids the same key in two sibling bases, so everything sits
-# under `digit_scenes`; a config that inherits a COCO config and this file
-# takes each part with `key = {{_base_.digit_scenes.key}}` (see
-# cwd_retina_r101_r18_digits.py). `_delete_` drops the COCO settings.
+# under `digit_scenes` (data, schedule, runtime) and `digit_retina` (the
+# small RetinaNet models, at the end); a config that inherits a COCO config
+# and this file takes each part with `key = {{_base_.digit_scenes.key}}`
+# (see cwd_retina_r101_r18_digits.py). `_delete_` drops the COCO settings.
 _data_root = 'data/digit_scenes/'
 _metainfo = dict(classes=('0', '1', '2', '3', '4', '5', '6', '7', '8', '9'))
 _image_size = (128, 128)
@@ -87,4 +88,58 @@ digit_scenes = dict(
                         interval=_max_iters, max_keep_ckpts=1)),
     log_processor=dict(by_epoch=False),
     auto_scale_lr=dict(enable=False, base_batch_size=8),
+)
+
+
+# Small RetinaNet variants sized for the 128x128 scenes (CPU scale): a
+# 64-channel FPN on C2-C5 (start_level=0, 4 levels P2-P5, strides 4-32;
+# with mmdet's anchor scales the anchors span 16-203 px, the smallest
+# fitting 12-48 px digits) and a 2-conv 64-channel head. The backbones
+# start from random weights (init_cfg=None: nothing can be downloaded
+# here), so no stage is frozen and BatchNorm trains (frozen_stages=-1,
+# norm_eval=False); a frozen random stem would never learn.
+# `_delete_` replaces the whole backbone/neck, so the same override turns any
+# mmdet RetinaNet config (R18/R50/R101/X101) into the small variant.
+def _small_retina(depth, neck_in_channels):
+    return dict(
+        backbone=dict(
+            _delete_=True,
+            type='ResNet',
+            depth=depth,
+            num_stages=4,
+            out_indices=(0, 1, 2, 3),
+            frozen_stages=-1,
+            norm_cfg=dict(type='BN', requires_grad=True),
+            norm_eval=False,
+            style='pytorch',
+            init_cfg=None),
+        neck=dict(
+            _delete_=True,
+            type='FPN',
+            in_channels=neck_in_channels,
+            out_channels=64,
+            start_level=0,
+            num_outs=4),
+        bbox_head=dict(
+            num_classes=10,
+            in_channels=64,
+            feat_channels=64,
+            stacked_convs=2,
+            anchor_generator=dict(strides=[4, 8, 16, 32])))
+
+
+_r50_cfg = 'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py'
+_r18_cfg = 'mmdet::retinanet/retinanet_r18_fpn_1x_coco.py'
+digit_retina = dict(
+    # `model = {{_base_.digit_retina.r50}}` in a config inheriting
+    # `_r50_cfg` (retina_r50_digits.py) or `_r18_cfg` for r18.
+    r50=_small_retina(50, [256, 512, 1024, 2048]),
+    r18=_small_retina(18, [64, 128, 256, 512]),
+    # DistillationDetector `teacher=` / `student=`: the same models by
+    # reference, so the teacher trained with retina_r50_digits.py loads
+    # strictly into the distillation teacher.
+    teacher_r50=dict(cfg_path=_r50_cfg, **_small_retina(
+        50, [256, 512, 1024, 2048])),
+    student_r18=dict(cfg_path=_r18_cfg, **_small_retina(
+        18, [64, 128, 256, 512])),
 )
