@@ -16,6 +16,7 @@ from mmengine.structures import InstanceData
 
 from mmkd_plugin.models.losses import (FGDLoss, FitNetLoss, MGDLoss, PKDLoss,
                                        fgd_masks)
+from mmkd_plugin.models.losses.fgd_loss import fgd_masks_multi
 
 RTOL = 1e-5
 ATOL = 1e-12
@@ -235,6 +236,60 @@ def test_fgd_masks_no_boxes_and_integer_boxes():
     fg_flt, bg_flt = fgd_masks([int_boxes[0].float()], PAD_HW, FEAT_HW)
     assert fg_int.dtype == torch.float32
     assert torch.equal(fg_int, fg_flt) and torch.equal(bg_int, bg_flt)
+
+
+EQUAL_COUNT_SAMPLES = [
+    # same number of boxes in every image (stacked without padding)
+    dict(boxes=[[8, 8, 60, 40], [-5, 20, 30, 70]], img_shape=(64, 104)),
+    dict(boxes=[[0, 0, 104, 64], [50.5, 20, 50.5, 20]], img_shape=(48, 80)),
+]
+INVALID_SAMPLES = [
+    # an image whose only box is inverted on one axis (x2 < x1): covers
+    # no cell, like an empty range in the reference loops
+    dict(boxes=[[60, 8, 20, 40]], img_shape=(64, 104)),
+    # inverted on both axes, next to a valid box
+    dict(boxes=[[60, 40, 20, 8], [8, 8, 24, 16]], img_shape=(64, 104)),
+]
+
+
+@pytest.mark.parametrize('specs', [
+    PADDED_SAMPLES, EDGE_SAMPLES, EQUAL_COUNT_SAMPLES, INVALID_SAMPLES
+])
+def test_fgd_masks_match_reference_more_layouts(specs):
+    samples = build_samples(specs)
+    fg, bg = fgd_masks([ds.gt_instances.bboxes for ds in samples], PAD_HW,
+                       FEAT_HW)
+    ref_fg, ref_bg = ref_fgd_masks(samples, FEAT_HW)
+    assert_close(fg, ref_fg)
+    assert_close(bg, ref_bg)
+    assert fg.ge(0).all()
+
+
+@pytest.mark.parametrize('specs', [
+    PADDED_SAMPLES, EDGE_SAMPLES, EQUAL_COUNT_SAMPLES, INVALID_SAMPLES
+])
+@pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
+def test_fgd_masks_multi_equals_per_level(specs, dtype):
+    boxes = [ds.gt_instances.bboxes.to(dtype) for ds in build_samples(specs)]
+    feat_hws = [(16, 26), FEAT_HW, (4, 7), (1, 1)]
+    multi = fgd_masks_multi(boxes, PAD_HW, feat_hws)
+    assert len(multi) == len(feat_hws)
+    for hw, (fg, bg) in zip(feat_hws, multi):
+        one_fg, one_bg = fgd_masks(boxes, PAD_HW, hw)
+        assert fg.dtype == dtype and fg.shape == (len(boxes), *hw)
+        assert torch.equal(fg, one_fg) and torch.equal(bg, one_bg)
+        if specs is not INVALID_SAMPLES:  # the reference divides by zero
+            ref_fg, ref_bg = ref_fgd_masks(build_samples(specs), hw)
+            assert_close(fg, ref_fg.to(dtype))
+            assert_close(bg, ref_bg.to(dtype))
+
+
+def test_fgd_masks_ignore_nan_boxes():
+    # A box with a NaN coordinate covers nothing (it used to write NaN).
+    boxes = torch.tensor([[8., 8., 60., 40.], [float('nan'), 0., 30., 30.]])
+    fg, bg = fgd_masks([boxes], PAD_HW, FEAT_HW)
+    ref_fg, ref_bg = fgd_masks([boxes[:1]], PAD_HW, FEAT_HW)
+    assert torch.equal(fg, ref_fg) and torch.equal(bg, ref_bg)
 
 
 @pytest.mark.parametrize('specs', [PADDED_SAMPLES, EDGE_SAMPLES])

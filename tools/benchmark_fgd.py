@@ -10,13 +10,19 @@ the global loss through the full context-block outputs. Both versions share
 the same parameters (align conv and context blocks), so their values must
 agree up to float error.
 
+Mask construction is timed two ways: ``fgd_masks`` once per level, as
+``FGDLoss`` builds them, and ``fgd_masks_multi`` for all levels at once, as a
+caller that knows every level's shape can. The mask timings (about a
+millisecond each) interleave the versions in blocks, so load drift on a
+shared machine hits them alike.
+
 Usage:
-    python tools/benchmark_fgd.py --device cpu --repeats 5
+    python tools/benchmark_fgd.py --device cpu --threads 1 --repeats 5
 """
 import argparse
 import math
 import time
-from typing import Callable, List, Sequence, Tuple
+from typing import Callable, Dict, List, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -24,7 +30,8 @@ from mmdet.structures import DetDataSample
 from mmengine.structures import InstanceData
 from torch import Tensor
 
-from mmkd_plugin.models.losses.fgd_loss import FGDLoss, fgd_masks
+from mmkd_plugin.models.losses.fgd_loss import (FGDLoss, fgd_masks,
+                                                fgd_masks_multi)
 
 IMG_HW = (800, 1333)
 PAD_HW = (800, 1344)
@@ -37,7 +44,10 @@ NUM_BOXES = 30
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
-    parser.add_argument('--repeats', type=int, default=5)
+    parser.add_argument('--repeats', type=int, default=5,
+                        help='timed calls of the loss fwd+bwd')
+    parser.add_argument('--mask-repeats', type=int, default=100,
+                        help='timed calls of each mask construction')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--threads', type=int, default=None,
                         help='torch CPU threads (default: torch default)')
@@ -145,6 +155,30 @@ def timeit(fn: Callable[[], object], device: torch.device,
     return sorted(times)[len(times) // 2]
 
 
+def timeit_interleaved(fns: Dict[str, Callable[[], object]],
+                       device: torch.device, repeats: int,
+                       block: int = 10) -> Dict[str, float]:
+    """Median seconds per call of each function, timed in turns.
+
+    The functions take turns in blocks of ``block`` calls, the first call
+    of each block untimed (it settles the allocator after the previous
+    function), until each has ``repeats`` timed calls.
+    """
+    times = {name: [] for name in fns}
+    while min(len(t) for t in times.values()) < repeats:
+        for name, fn in fns.items():
+            fn()
+            for _ in range(block):
+                if device.type == 'cuda':
+                    torch.cuda.synchronize()
+                start = time.perf_counter()
+                fn()
+                if device.type == 'cuda':
+                    torch.cuda.synchronize()
+                times[name].append(time.perf_counter() - start)
+    return {name: sorted(t)[len(t) // 2] for name, t in times.items()}
+
+
 def build_inputs(device: torch.device, seed: int):
     gen = torch.Generator().manual_seed(seed)
     boxes_list = [random_boxes(device, gen) for _ in range(NUM_IMAGES)]
@@ -182,6 +216,9 @@ def main() -> None:
     def ours_masks():
         return [fgd_masks(boxes_list, PAD_HW, hw) for hw in level_shapes()]
 
+    def ours_masks_multi():
+        return fgd_masks_multi(boxes_list, PAD_HW, level_shapes())
+
     def loops_masks():
         return [loop_masks(boxes_list, PAD_HW, hw) for hw in level_shapes()]
 
@@ -197,24 +234,37 @@ def main() -> None:
         torch.stack(values).sum().backward()
         return values
 
-    t_mask_ours = timeit(ours_masks, device, args.repeats)
-    t_mask_loop = timeit(loops_masks, device, args.repeats)
+    t_mask = timeit_interleaved(
+        dict(ours=ours_masks, multi=ours_masks_multi, loops=loops_masks),
+        device, args.mask_repeats)
+    t_mask_ours, t_mask_multi, t_mask_loop = (t_mask['ours'], t_mask['multi'],
+                                              t_mask['loops'])
     t_loss_ours = timeit(ours_step, device, args.repeats)
     t_loss_loop = timeit(loops_step, device, args.repeats)
 
     print(f'device: {device}, torch {torch.__version__}, '
-          f'threads {torch.get_num_threads()}, repeats {args.repeats}')
+          f'threads {torch.get_num_threads()}, repeats {args.repeats} '
+          f'(masks {args.mask_repeats})')
     print(f'levels: {level_shapes()}, {NUM_IMAGES} images, {NUM_BOXES} '
           f'boxes each, {CHANNELS} channels')
     print(f'mask construction (5 levels): ours {t_mask_ours * 1e3:.2f} ms, '
           f'loops {t_mask_loop * 1e3:.2f} ms, '
           f'speed-up {t_mask_loop / t_mask_ours:.1f}x (target >= 20x)')
+    print(f'  all levels at once (fgd_masks_multi): '
+          f'{t_mask_multi * 1e3:.2f} ms, '
+          f'speed-up {t_mask_loop / t_mask_multi:.1f}x')
     print(f'loss fwd+bwd (5 levels):      ours {t_loss_ours * 1e3:.2f} ms, '
           f'loops {t_loss_loop * 1e3:.2f} ms, '
           f'speed-up {t_loss_loop / t_loss_ours:.2f}x (target >= 1.2x)')
     report_differences(ours_masks(), loops_masks(), losses, students,
                        teachers, samples, boxes_list)
-    check_host_sync(device, losses, students, teachers, samples)
+    same = all(
+        torch.equal(a, b) for ours, multi in zip(ours_masks(),
+                                                 ours_masks_multi())
+        for a, b in zip(ours, multi))
+    print(f'fgd_masks_multi identical to fgd_masks per level: {same}')
+    check_host_sync(device, losses, students, teachers, samples,
+                    ours_masks_multi)
 
 
 def report_differences(masks_ours, masks_loop, losses, students, teachers,
@@ -241,7 +291,8 @@ def report_differences(masks_ours, masks_loop, losses, students, teachers,
               f'(rel to max |grad| {g_rel:.2e})')
 
 
-def check_host_sync(device, losses, students, teachers, samples) -> None:
+def check_host_sync(device, losses, students, teachers, samples,
+                    masks_multi) -> None:
     if device.type != 'cuda':
         print('host sync: not checkable on CPU (no device); the loss uses '
               'no .item(), tensor-valued slicing or nonzero - run with '
@@ -253,11 +304,12 @@ def check_host_sync(device, losses, students, teachers, samples) -> None:
         values = [loss(s, t, samples) for loss, s, t in
                   zip(losses, students, teachers)]
         torch.stack(values).sum().backward()
+        masks_multi()
     finally:
         torch.cuda.set_sync_debug_mode('default')
     torch.cuda.synchronize()
-    print('host sync: none - fwd+bwd of all 5 levels ran under '
-          'torch.cuda.set_sync_debug_mode("error")')
+    print('host sync: none - fwd+bwd of all 5 levels and fgd_masks_multi '
+          'ran under torch.cuda.set_sync_debug_mode("error")')
 
 
 if __name__ == '__main__':

@@ -5,8 +5,10 @@ Yang et al., "Focal and Global Knowledge Distillation for Detectors",
 CVPR 2022. https://arxiv.org/abs/2111.11837
 
 The foreground / background masks are built for the whole batch and all
-boxes at once with tensor comparisons (no Python loop over boxes, no host
-synchronisation). The feature loss folds masks, attentions and the squared
+boxes at once with a fixed number of tensor ops (no Python loop over boxes,
+no host synchronisation), for one level (:func:`fgd_masks`) or several at
+once (:func:`fgd_masks_multi`). The feature loss folds masks, attentions and
+the squared
 difference into a single reduction, and the global loss reuses it instead
 of materialising the context blocks' full-size outputs.
 """
@@ -28,10 +30,12 @@ MaskPair = Tuple[Tensor, Tensor]
 
 
 def _pad_boxes(boxes_list: Sequence[Tensor]) -> Tensor:
-    """Stack per-image boxes into one NaN-padded floating tensor.
+    """Stack per-image boxes into one floating tensor, NaN-padded if ragged.
 
-    NaN is the validity mask: every comparison with NaN is False, so a
-    padding box covers no cell and never reaches the masks.
+    NaN marks the padding: a box with a NaN coordinate covers no cell (see
+    :func:`_cell_values`). When every image has the same (k, 4) boxes (a
+    check on Python shapes, not on values) a single ``torch.stack``
+    replaces the padding.
 
     Args:
         boxes_list (Sequence[Tensor]): One (k_i, 4) xyxy tensor per image.
@@ -39,48 +43,153 @@ def _pad_boxes(boxes_list: Sequence[Tensor]) -> Tensor:
     Returns:
         Tensor: Boxes (N, K, 4) with K = max k_i, NaN rows as padding.
     """
-    boxes = [b.reshape(-1, 4) for b in boxes_list]
-    boxes = [b if b.is_floating_point() else b.float() for b in boxes]
-    return pad_sequence(boxes, batch_first=True, padding_value=float('nan'))
+    shapes = {tuple(b.shape) for b in boxes_list}
+    if len(shapes) == 1 and len(next(iter(shapes))) == 2:
+        boxes = torch.stack(list(boxes_list))
+    else:
+        boxes = [b.reshape(-1, 4) for b in boxes_list]
+        boxes = [b if b.is_floating_point() else b.float() for b in boxes]
+        boxes = pad_sequence(
+            boxes, batch_first=True, padding_value=float('nan'))
+    return boxes if boxes.is_floating_point() else boxes.float()
 
 
-def _grid_bounds(coords: Tensor, pad: int,
-                 size: int) -> Tuple[Tensor, Tensor, Tensor]:
-    """Map (low, high) pixel coordinates of one axis onto the grid.
+def _grid_bounds(boxes: Tensor, batch_input_shape: Sequence[int],
+                 feat_hws: Sequence[Tuple[int, int]]
+                 ) -> Tuple[Tensor, Tensor, Tensor]:
+    """Map boxes onto the grids of one or more feature levels at once.
 
     Args:
-        coords (Tensor): (N, K, 2) pixel coordinates (x1, x2) or (y1, y2).
-        pad (int): Padded batch size along this axis, in pixels.
-        size (int): Feature cells along this axis.
+        boxes (Tensor): (N, K, 4) xyxy boxes in the padded batch frame.
+        batch_input_shape (Sequence[int]): (H_pad, W_pad) of the batch.
+        feat_hws (Sequence[tuple[int, int]]): (H, W) of each of L levels.
 
     Returns:
-        tuple[Tensor, Tensor, Tensor]: (N, K) floored low index, ceiled
-        high index (inclusive) and extent ``high - low + 1``.
+        tuple[Tensor, Tensor, Tensor]: Floored low and ceiled high cell
+        index (inclusive), each (N, K, L, 2, 1) with the axes ordered
+        (x, y), and each box's value ``1 / ((y2 - y1 + 1) * (x2 - x1 + 1))``
+        from the un-clipped bounds, (N, K, L, 1, 1). NaN for padding boxes.
     """
-    # Divide, then multiply: the reference's order, so floor / ceil agree
-    # with it bit for bit.
-    scaled = coords / pad * size
-    low, high = scaled[..., 0].floor(), scaled[..., 1].ceil()
-    return low, high, (high + 1).sub_(low)
+    pad_h, pad_w = batch_input_shape
+    num_images, num_boxes = boxes.shape[:2]
+    # Divide, then multiply, by Python scalars: the reference's order and
+    # kernels (CUDA divides by a CPU scalar through its reciprocal), so
+    # floor / ceil agree with it bit for bit on every device. A tensor of
+    # the sizes would need a host-to-device copy, which synchronises.
+    x = boxes[..., 0::2] / pad_w  # (N, K, 2): x1, x2
+    y = boxes[..., 1::2] / pad_h
+    scaled = torch.stack(
+        [coord for h, w in feat_hws for coord in (x * w, y * h)], dim=-2)
+    low, high = scaled.view(num_images, num_boxes, len(feat_hws), 2, 2,
+                            1).unbind(-2)
+    low, high = low.floor_(), high.ceil_()
+    # Clamping only touches inverted boxes (which cover no cell): it keeps
+    # every value >= 0 (or inf / NaN), never negative.
+    extent = (high - low).add_(1).clamp_(min=0)
+    return low, high, extent.prod(dim=-2, keepdim=True).reciprocal_()
 
 
 def _cell_values(low: Tensor, high: Tensor, value: Tensor,
                  size: int) -> Tensor:
-    """Per-box value on the cells of one axis that the box covers.
+    """Per-box value on the cells of each axis that the box covers.
+
+    Coverage is computed with float arithmetic instead of boolean masks
+    (several times faster on CPU): with integer bounds the signed distance
+    ``min(index - low, high - index)`` is >= 0 inside the box and <= -1
+    outside, so ``clamp(distance + 1, 0, 1)`` is exactly 1 or 0.
 
     Args:
-        low (Tensor): (N, K) first covered index (may lie off the grid).
-        high (Tensor): (N, K) last covered index, inclusive.
-        value (Tensor): (N, K) value of each box.
-        size (int): Number of cells on this axis.
+        low (Tensor): (..., 1) first covered index (may lie off the grid).
+        high (Tensor): (..., 1) last covered index, inclusive.
+        value (Tensor): Value of each box, >= 0, inf or NaN; broadcastable
+            to ``low``.
+        size (int): Number of cells to evaluate on each axis.
 
     Returns:
-        Tensor: (N, K, size), ``value`` where low <= index <= high, else 0
-        (also 0 everywhere for NaN bounds).
+        Tensor: (..., size), ``value`` where low <= index <= high, else 0:
+        finite, >= 0 and never -0.0. Boxes with NaN bounds (padding) give 0
+        everywhere. An infinite value belongs to a box with a zero extent
+        on one axis: that axis gives 0 (inf * 0 is NaN, zeroed), so the
+        large finite code ``nan_to_num`` leaves on the other axis never
+        reaches a cell.
     """
     index = torch.arange(size, device=low.device, dtype=low.dtype)
-    inside = (index >= low.unsqueeze(-1)) & (index <= high.unsqueeze(-1))
-    return torch.where(inside, value.unsqueeze(-1), 0.0)
+    distance = torch.minimum(index - low, high - index)
+    inside = distance.add_(1).clamp_(min=0, max=1)
+    return inside.mul_(value).nan_to_num_(nan=0.0)
+
+
+def _background(fg: Tensor) -> Tensor:
+    """1 where ``fg`` is 0, divided by the count of such cells per image.
+
+    Left as zeros for an image without background cells.
+
+    Args:
+        fg (Tensor): Foreground mask (N, H, W).
+
+    Returns:
+        Tensor: Background mask (N, H, W) in the dtype of ``fg``.
+    """
+    # Write the comparison straight into a floating tensor: a bool result
+    # would cost a second, conversion pass over the mask.
+    background = torch.eq(fg, 0, out=torch.empty_like(fg))
+    count = background.sum(dim=(1, 2), keepdim=True)
+    return background.div_(count.clamp_(min=1))
+
+
+def fgd_masks_multi(boxes_list: Sequence[Tensor],
+                    batch_input_shape: Sequence[int],
+                    feat_hws: Sequence[Sequence[int]]) -> List[MaskPair]:
+    """Build :func:`fgd_masks` for several feature levels at once.
+
+    The boxes are stacked once and mapped onto all L grids together, and
+    the coverage of every level's rows and columns is evaluated by one set
+    of element-wise ops on max(H, W) cells per axis. Only the (N, K, H, W)
+    min / max step and the background normalisation run once per level, so
+    building all levels of a batch here takes about 60 tensor ops instead
+    of about 35 per level for L calls of :func:`fgd_masks`, with identical
+    results (:func:`fgd_masks` is this function with one level). A caller
+    that knows every level's shape, e.g. a detector distilling all FPN
+    levels of a batch, can build them here and hand each level's pair to
+    ``FGDLoss`` as ``masks``.
+
+    Args:
+        boxes_list (Sequence[Tensor]): Per-image gt boxes, (k_i, 4) xyxy in
+            the pixel frame of the padded batch input; k_i may be 0.
+        batch_input_shape (Sequence[int]): (H_pad, W_pad) of the batch.
+        feat_hws (Sequence[Sequence[int]]): (H, W) of each feature level.
+
+    Returns:
+        list[tuple[Tensor, Tensor]]: Per level, the foreground and
+        background masks, each (N, H, W), in the boxes' floating dtype
+        (float32 for integer boxes).
+    """
+    feat_hws = [(int(h), int(w)) for h, w in feat_hws]
+    if not feat_hws:
+        return []
+    boxes = _pad_boxes(boxes_list)
+    num_images, num_boxes = boxes.shape[:2]
+    if num_boxes == 0:
+        empty = [boxes.new_zeros(num_images, h, w) for h, w in feat_hws]
+        return [(fg, _background(fg)) for fg in empty]
+    low, high, value = _grid_bounds(boxes, batch_input_shape, feat_hws)
+    num_cells = max(max(hw) for hw in feat_hws)
+    codes = _cell_values(low, high, value, num_cells)  # (N, K, L, 2, cells)
+    # The codes are non-negative and NaN-free, so they order like their bit
+    # patterns read as integers; float32 min / max then run as int32, which
+    # skips the float kernels' NaN handling (about 25% faster on CPU) and
+    # gives the float result bit for bit.
+    keys = codes.view(torch.int32) if codes.dtype == torch.float32 else codes
+    masks = []
+    for level, (height, width) in enumerate(feat_hws):
+        row_value = keys[:, :, level, 1, :height, None]  # (N, K, H, 1)
+        col_value = keys[:, :, level, 0, None, :width]  # (N, K, 1, W)
+        # A cell holds the box's value iff both its row and its column
+        # are covered: min(row, col) is that value or 0. Max over boxes.
+        fg = torch.minimum(row_value, col_value).amax(dim=1)
+        fg = fg.view(codes.dtype)
+        masks.append((fg, _background(fg)))
+    return masks
 
 
 def fgd_masks(boxes_list: Sequence[Tensor], batch_input_shape: Sequence[int],
@@ -99,13 +208,16 @@ def fgd_masks(boxes_list: Sequence[Tensor], batch_input_shape: Sequence[int],
     across the border, degenerate or outside boxes never index out of
     range). Each covered cell gets 1 / ((y2 - y1 + 1) * (x2 - x1 + 1)) with
     the un-clipped bounds, as in the reference; where boxes overlap the
-    larger value (the smaller box) wins. The background mask is 1 where the
-    foreground is 0, divided by the number of such cells of the image (left
-    as is when there are none).
+    larger value (the smaller box) wins. Boxes with a NaN coordinate or
+    inverted on an axis (x2 < x1 on the grid) cover no cell. The background
+    mask is 1 where the foreground is 0, divided by the number of such
+    cells of the image (left as is when there are none).
 
     Everything is batched over images and boxes with a fixed number of
-    tensor ops and no host synchronisation; the memory peak is one
-    (N, K, H, W) tensor with K the most boxes of any image.
+    tensor ops (about 35, independent of the box count) and no host
+    synchronisation; the memory peak is one (N, K, H, W) tensor with K the
+    most boxes of any image. To build several levels of the same batch,
+    :func:`fgd_masks_multi` shares all but the last step.
 
     Args:
         boxes_list (Sequence[Tensor]): Per-image gt boxes, (k_i, 4) xyxy in
@@ -117,27 +229,7 @@ def fgd_masks(boxes_list: Sequence[Tensor], batch_input_shape: Sequence[int],
         tuple[Tensor, Tensor]: Foreground and background masks, each
         (N, H, W), in the boxes' floating dtype (float32 for integer boxes).
     """
-    height, width = int(feat_hw[0]), int(feat_hw[1])
-    pad_h, pad_w = batch_input_shape
-    boxes = _pad_boxes(boxes_list)
-    num_images, num_boxes = boxes.shape[:2]
-    if num_boxes == 0:
-        fg = boxes.new_zeros(num_images, height, width)
-    else:
-        x1, x2, extent_x = _grid_bounds(boxes[..., 0::2], pad_w, width)
-        y1, y2, extent_y = _grid_bounds(boxes[..., 1::2], pad_h, height)
-        # Only boxes with extents >= 1 on both axes cover a cell, so the
-        # value is finite and positive wherever it is used.
-        value = (extent_y * extent_x).reciprocal()
-        row_value = _cell_values(y1, y2, value, height)  # (N, K, H)
-        col_value = _cell_values(x1, x2, value, width)  # (N, K, W)
-        # A cell holds the box's value iff both its row and its column are
-        # covered: min(row, col) is that value or 0. Max over the boxes.
-        fg = torch.minimum(row_value.unsqueeze(-1),
-                           col_value.unsqueeze(-2)).amax(dim=1)
-    bg = (fg == 0).to(fg.dtype)
-    bg = bg / bg.sum(dim=(1, 2), keepdim=True).clamp(min=1)
-    return fg, bg
+    return fgd_masks_multi(boxes_list, batch_input_shape, [feat_hw])[0]
 
 
 def fgd_masks_from_data_samples(data_samples: Sequence,
