@@ -244,3 +244,36 @@ def test_export_student_round_trip(tmp_path):
         assert torch.equal(a.pred_instances.scores, b.pred_instances.scores)
     with pytest.raises(ValueError, match='not a DistillationDetector'):
         export_student(out, str(tmp_path / 'again.pth'))
+
+
+def test_fgd_masks_built_once_per_step_with_per_level_values(monkeypatch):
+    from mmkd_plugin.models.losses import FGDLoss
+    model, _ = build_detector(distill=[
+        dict(student='neck', loss=dict(type='FGDLoss'))
+    ])
+    model.train()
+    calls = []
+    original = FGDLoss.shared_level_inputs
+
+    def spy(data_samples, feat_hws):
+        calls.append(list(feat_hws))
+        return original(data_samples, feat_hws)
+
+    monkeypatch.setattr(FGDLoss, 'shared_level_inputs', staticmethod(spy))
+    inputs, samples = make_batch()
+    recorded = {}
+    hooks = [
+        getattr(model, part).neck.register_forward_hook(
+            lambda m, i, out, part=part: recorded.__setitem__(part, out))
+        for part in ('student', 'teacher')
+    ]
+    losses = model.loss(inputs, samples)
+    for hook in hooks:
+        hook.remove()
+    assert len(calls) == 1 and len(calls[0]) == 5
+    for level in range(5):
+        key = f'loss_fgd_fpn{level}'
+        per_level = model.distill_losses[key](recorded['student'][level],
+                                              recorded['teacher'][level],
+                                              samples)
+        torch.testing.assert_close(losses[key], per_level)

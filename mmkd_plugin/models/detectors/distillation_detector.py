@@ -266,10 +266,30 @@ class DistillationDetector(BaseDetector):
         for term in self.terms:
             pairs = term.select_levels(student_feats[term.student_path],
                                        teacher_feats[term.teacher_path])
-            for log_key, (s_feat, t_feat) in pairs.items():
+            level_inputs = self._shared_level_inputs(pairs,
+                                                     batch_data_samples)
+            for (log_key, (s_feat, t_feat)), extra in zip(
+                    pairs.items(), level_inputs):
                 losses[log_key] = self.distill_losses[log_key](
-                    s_feat, t_feat.to(s_feat.dtype), batch_data_samples)
+                    s_feat, t_feat.to(s_feat.dtype), batch_data_samples,
+                    **extra)
         return losses
+
+    def _shared_level_inputs(self, pairs: dict,
+                             batch_data_samples: SampleList) -> List[dict]:
+        """Extra inputs a loss class builds once for all levels of a term.
+
+        A loss with a ``shared_level_inputs(data_samples, feat_hws)``
+        method (e.g. FGD's box masks) gets it called once per step and term
+        with every level's (H, W); its per-level dicts become keyword
+        arguments of each level's call. Other losses get none.
+        """
+        first_loss = self.distill_losses[next(iter(pairs))]
+        build = getattr(first_loss, 'shared_level_inputs', None)
+        if build is None:
+            return [{}] * len(pairs)
+        return build(batch_data_samples,
+                     [t_feat.shape[-2:] for _, t_feat in pairs.values()])
 
     @torch.no_grad()
     def _teacher_features(self, batch_inputs: Tensor,

@@ -232,6 +232,19 @@ def fgd_masks(boxes_list: Sequence[Tensor], batch_input_shape: Sequence[int],
     return fgd_masks_multi(boxes_list, batch_input_shape, [feat_hw])[0]
 
 
+def _boxes_and_batch_shape(
+        data_samples: Sequence) -> Tuple[List[Tensor], Tuple[int, int]]:
+    """Per-image gt box tensors and the batch's shared padded shape."""
+    shapes = {tuple(ds.metainfo['batch_input_shape']) for ds in data_samples}
+    if len(shapes) != 1:
+        raise ValueError('FGDLoss: all data samples of a batch must share '
+                         f'batch_input_shape, got {sorted(shapes)}.')
+    boxes_list = [
+        get_box_tensor(ds.gt_instances.bboxes) for ds in data_samples
+    ]
+    return boxes_list, shapes.pop()
+
+
 def fgd_masks_from_data_samples(data_samples: Sequence,
                                 feat_hw: Sequence[int]) -> MaskPair:
     """Build :func:`fgd_masks` from mmdet ``DetDataSample`` objects.
@@ -245,14 +258,7 @@ def fgd_masks_from_data_samples(data_samples: Sequence,
     Returns:
         tuple[Tensor, Tensor]: Foreground and background masks (N, H, W).
     """
-    shapes = {tuple(ds.metainfo['batch_input_shape']) for ds in data_samples}
-    if len(shapes) != 1:
-        raise ValueError('FGDLoss: all data samples of a batch must share '
-                         f'batch_input_shape, got {sorted(shapes)}.')
-    boxes_list = [
-        get_box_tensor(ds.gt_instances.bboxes) for ds in data_samples
-    ]
-    return fgd_masks(boxes_list, shapes.pop(), feat_hw)
+    return fgd_masks(*_boxes_and_batch_shape(data_samples), feat_hw)
 
 
 def fgd_attention(feat: Tensor, temp: float) -> Tuple[Tensor, Tensor]:
@@ -343,6 +349,26 @@ class FGDLoss(nn.Module):
         self.align = build_channel_align(student_channels, teacher_channels)
         self.gc_student = self._build_context_block(teacher_channels)
         self.gc_teacher = self._build_context_block(teacher_channels)
+
+    @staticmethod
+    def shared_level_inputs(data_samples: Sequence,
+                            feat_hws: Sequence[Sequence[int]]) -> List[dict]:
+        """Masks of all levels of a batch, built once (``fgd_masks_multi``).
+
+        ``DistillationDetector`` calls this once per distill term with the
+        (H, W) of each of its levels and passes each dict to that level's
+        ``forward``, so the boxes are stacked and mapped once per batch.
+
+        Args:
+            data_samples (Sequence[DetDataSample]): The batch's samples.
+            feat_hws (Sequence[Sequence[int]]): (H, W) of each level.
+
+        Returns:
+            list[dict]: ``dict(masks=(fg, bg))`` per level.
+        """
+        masks = fgd_masks_multi(*_boxes_and_batch_shape(data_samples),
+                                feat_hws)
+        return [dict(masks=pair) for pair in masks]
 
     @staticmethod
     def _build_context_block(channels: int) -> ContextBlock:
