@@ -24,6 +24,7 @@ from torch import Tensor
 from torch.nn.utils.rnn import pad_sequence
 
 from .channel_align import build_channel_align
+from .precision import full_precision
 from .shape_check import check_feature_pair
 
 MaskPair = Tuple[Tensor, Tensor]
@@ -290,11 +291,6 @@ def _context_add(block: ContextBlock, feat: Tensor) -> Tensor:
     return block.channel_add_conv(block.spatial_pool(feat))
 
 
-def _compute_dtype(feat: Tensor) -> torch.dtype:
-    """Float32 for low-precision inputs, else the input's own dtype."""
-    return torch.promote_types(feat.dtype, torch.float32)
-
-
 @MODELS.register_module()
 class FGDLoss(nn.Module):
     """Focal and global distillation loss for one FPN level.
@@ -395,8 +391,7 @@ class FGDLoss(nn.Module):
         Returns:
             Tensor: Scalar loss.
         """
-        dtype = _compute_dtype(student_feat)
-        with torch.autocast(student_feat.device.type, enabled=False):
+        with full_precision(student_feat) as dtype:
             student = self.align(student_feat.to(dtype))
             teacher = teacher_feat.detach().to(dtype)
             check_feature_pair('FGDLoss', student, teacher)

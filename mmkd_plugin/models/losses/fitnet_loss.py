@@ -6,13 +6,13 @@ https://arxiv.org/abs/1412.6550
 """
 from typing import Optional
 
-import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmdet.registry import MODELS
 from torch import Tensor
 
 from .channel_align import build_channel_align
+from .precision import full_precision
 from .shape_check import check_feature_pair
 
 
@@ -59,8 +59,7 @@ class FitNetLoss(nn.Module):
         Returns:
             Tensor: Scalar loss.
         """
-        dtype = torch.promote_types(student_feat.dtype, torch.float32)
-        with torch.autocast(student_feat.device.type, enabled=False):
+        with full_precision(student_feat) as dtype:
             student = self.align(student_feat.to(dtype))
             teacher = teacher_feat.detach().to(dtype)
             check_feature_pair('FitNetLoss', student, teacher)

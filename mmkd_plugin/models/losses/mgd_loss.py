@@ -12,6 +12,7 @@ from mmdet.registry import MODELS
 from torch import Tensor
 
 from .channel_align import build_channel_align
+from .precision import full_precision
 from .shape_check import check_feature_pair
 
 
@@ -90,8 +91,7 @@ class MGDLoss(nn.Module):
         Returns:
             Tensor: Scalar loss.
         """
-        dtype = torch.promote_types(student_feat.dtype, torch.float32)
-        with torch.autocast(student_feat.device.type, enabled=False):
+        with full_precision(student_feat) as dtype:
             student = self.align(student_feat.to(dtype))
             teacher = teacher_feat.detach().to(dtype)
             check_feature_pair('MGDLoss', student, teacher)

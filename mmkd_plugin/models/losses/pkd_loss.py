@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from mmdet.registry import MODELS
 from torch import Tensor
 
+from .precision import full_precision
 from .shape_check import check_feature_pair
 
 PKD_EPS = 1e-6
@@ -85,8 +86,7 @@ class PKDLoss(nn.Module):
             Tensor: Scalar loss.
         """
         self._check_shapes(student_feat, teacher_feat)
-        dtype = torch.promote_types(student_feat.dtype, torch.float32)
-        with torch.autocast(student_feat.device.type, enabled=False):
+        with full_precision(student_feat) as dtype:
             student = student_feat.to(dtype)
             teacher = teacher_feat.detach().to(dtype)
             student, teacher = self._match_size(student, teacher)
