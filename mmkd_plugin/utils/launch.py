@@ -1,10 +1,55 @@
 # Copyright (c) mmkd_plugin contributors.
-"""Launcher settings shared by tools/train.py and tools/test.py."""
+"""Command-line and launcher handling shared by tools/train.py and
+tools/test.py."""
+import argparse
+import os
 import os.path as osp
 from typing import Optional
 
 import torch
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
+
+
+def add_launch_args(parser: argparse.ArgumentParser) -> None:
+    """Add ``--cfg-options``, ``--launcher`` and ``--local-rank``.
+
+    Args:
+        parser (argparse.ArgumentParser): Parser to extend.
+    """
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings, key=value')
+    parser.add_argument('--launcher',
+                        choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher')
+    # torch.distributed.launch passes --local-rank (or --local_rank).
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def load_config(args: argparse.Namespace) -> Config:
+    """Load ``args.config``, apply ``--cfg-options`` and the launcher.
+
+    Args:
+        args (argparse.Namespace): Parsed arguments with ``config``,
+            ``cfg_options``, ``launcher``, ``local_rank`` and ``work_dir``.
+
+    Returns:
+        Config: The config, ready for :func:`build_runner`.
+    """
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    apply_launcher(cfg, args.launcher, args.config, args.work_dir)
+    return cfg
+
+
+def build_runner(cfg: Config) -> Runner:
+    """The config's ``runner_type`` if it names one, else mmengine's Runner."""
+    if 'runner_type' in cfg:
+        return RUNNERS.build(cfg)
+    return Runner.from_cfg(cfg)
 
 
 def apply_launcher(cfg: Config, launcher: str, config_path: str,
