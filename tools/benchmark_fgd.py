@@ -139,20 +139,23 @@ def loop_loss(loss: FGDLoss, student: Tensor, teacher: Tensor,
 
 
 # -------------------------------------------------------------- timing
+def timed_call(fn: Callable[[], object], device: torch.device) -> float:
+    """Seconds one call of ``fn`` takes, device work included."""
+    if device.type == 'cuda':
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    fn()
+    if device.type == 'cuda':
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
 def timeit(fn: Callable[[], object], device: torch.device,
            repeats: int) -> float:
     """Median seconds per call after one warm-up call."""
     fn()
-    times = []
-    for _ in range(repeats):
-        if device.type == 'cuda':
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn()
-        if device.type == 'cuda':
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2]
+    times = sorted(timed_call(fn, device) for _ in range(repeats))
+    return times[len(times) // 2]
 
 
 def timeit_interleaved(fns: Dict[str, Callable[[], object]],
@@ -168,14 +171,8 @@ def timeit_interleaved(fns: Dict[str, Callable[[], object]],
     while min(len(t) for t in times.values()) < repeats:
         for name, fn in fns.items():
             fn()
-            for _ in range(block):
-                if device.type == 'cuda':
-                    torch.cuda.synchronize()
-                start = time.perf_counter()
-                fn()
-                if device.type == 'cuda':
-                    torch.cuda.synchronize()
-                times[name].append(time.perf_counter() - start)
+            times[name].extend(
+                timed_call(fn, device) for _ in range(block))
     return {name: sorted(t)[len(t) // 2] for name, t in times.items()}
 
 
