@@ -129,6 +129,10 @@ class DistillationDetector(BaseDetector):
         """nn.Module: The frozen teacher detector."""
         return self._teacher[0]
 
+    def teacher_inputs(self, batch_inputs: Tensor) -> Tensor:
+        """Return ``batch_inputs`` re-normalised for the teacher's input."""
+        return self._teacher_renorm(batch_inputs)
+
     # ------------------------------------------------------------ building
     def _build_losses(self, probe_input_size: Tuple[int, int]) -> nn.ModuleDict:
         """Check every term on a probe image and build one loss per level."""
