@@ -143,3 +143,63 @@ digit_retina = dict(
     student_r18=dict(cfg_path=_r18_cfg, **_small_retina(
         18, [64, 128, 256, 512])),
 )
+
+
+# GFL (the LD pair) and Faster R-CNN (the DKD pair) at the same scale: the
+# same random-init backbone and 64-channel FPN P2-P5. GFL keeps mmdet's ATSS
+# anchors (one 8x-stride anchor per cell, reg_max 16) on strides 4-32 with a
+# 2-conv head. Faster R-CNN's RPN uses anchor scale 4 (16-128 px instead of
+# mmdet's 32-256, for 12-48 px digits) and fewer proposals (CPU scale); the
+# RoI head keeps mmdet's 2-fc box head (256-d fcs instead of 1024).
+def _small_backbone_neck(depth, neck_in_channels):
+    retina = _small_retina(depth, neck_in_channels)
+    return dict(backbone=retina['backbone'], neck=retina['neck'])
+
+
+def _small_gfl(depth, neck_in_channels):
+    return dict(
+        **_small_backbone_neck(depth, neck_in_channels),
+        bbox_head=dict(
+            num_classes=10,
+            in_channels=64,
+            feat_channels=64,
+            stacked_convs=2,
+            anchor_generator=dict(strides=[4, 8, 16, 32])))
+
+
+def _small_faster_rcnn(depth, neck_in_channels):
+    return dict(
+        **_small_backbone_neck(depth, neck_in_channels),
+        rpn_head=dict(
+            in_channels=64,
+            feat_channels=64,
+            anchor_generator=dict(scales=[4], strides=[4, 8, 16, 32])),
+        roi_head=dict(
+            bbox_roi_extractor=dict(out_channels=64,
+                                    featmap_strides=[4, 8, 16, 32]),
+            bbox_head=dict(in_channels=64, fc_out_channels=256,
+                           num_classes=10)),
+        train_cfg=dict(
+            rpn_proposal=dict(nms_pre=1000, max_per_img=500),
+            rcnn=dict(sampler=dict(num=256))),
+        test_cfg=dict(rpn=dict(nms_pre=500, max_per_img=300)))
+
+
+_gfl_r50_cfg = 'mmdet::gfl/gfl_r50_fpn_1x_coco.py'
+_faster_r50_cfg = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
+_r50_in = [256, 512, 1024, 2048]
+_r18_in = [64, 128, 256, 512]
+digit_gfl = dict(
+    r50=_small_gfl(50, _r50_in),
+    r18=_small_gfl(18, _r18_in),
+    teacher_r50=dict(cfg_path=_gfl_r50_cfg, **_small_gfl(50, _r50_in)),
+    student_r18=dict(cfg_path=_gfl_r50_cfg, **_small_gfl(18, _r18_in)),
+)
+digit_faster_rcnn = dict(
+    r50=_small_faster_rcnn(50, _r50_in),
+    r18=_small_faster_rcnn(18, _r18_in),
+    teacher_r50=dict(cfg_path=_faster_r50_cfg,
+                     **_small_faster_rcnn(50, _r50_in)),
+    student_r18=dict(cfg_path=_faster_r50_cfg,
+                     **_small_faster_rcnn(18, _r18_in)),
+)
