@@ -10,15 +10,26 @@ which is 1.0 when the distillation losses cost nothing. Models keep random
 weights; the batch is synthetic (random images, random boxes). Peak memory
 is CUDA's max allocated memory per phase, or the process's peak RSS on CPU.
 
-Example::
+``--demo-pairs`` runs every distillation config of the demo (tools/demo.py:
+FGD, CWD, MGD, PKD on the RetinaNet pair, LD on GFL, DKD on Faster R-CNN) at
+the demo's scale (batch 8 of 128x128, 4 boxes per image), each in its own
+process so that CPU peak memory is per config, and prints a markdown table.
+
+Examples::
 
     python tools/benchmark.py configs/cwd_retina_r101_r18.py --shape 800 1333
+    python tools/benchmark.py --demo-pairs --iters 10
 """
 import argparse
+import json
+import os.path as osp
 import resource
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Optional
 
 import torch
 from mmdet.registry import MODELS
@@ -28,11 +39,35 @@ from mmengine.registry import init_default_scope
 from mmengine.structures import InstanceData
 
 import mmkd_plugin  # noqa: F401
+from mmkd_plugin.models.utils import resolve_model_config
 
 
-def parse_args() -> argparse.Namespace:
+CONFIG_DIR = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))),
+                      'configs')
+DEMO_CONFIGS = [
+    'fgd_retina_r101_r18_digits.py', 'cwd_retina_r101_r18_digits.py',
+    'mgd_retina_x101_r50_digits.py', 'pkd_retina_x101_r50_digits.py',
+    'ld_gfl_r101_r18_digits.py', 'dkd_faster-rcnn_r101_r18_digits.py'
+]
+DEMO_SHAPE, DEMO_BATCH, DEMO_BOXES = (128, 128), 8, 4
+PHASES = ('student_step', 'teacher_fwd', 'distill_step')
+# Student heads that distil inside their own loss, the plain mmdet head each
+# extends and the arguments only the distilling head takes: the student-only
+# step of LD / DKD runs the plain head.
+PLAIN_HEADS = {
+    'LDGFLHead': ('GFLHead', ('loss_ld', 'loss_ld_vlr', 'loss_kd_cls',
+                              'vlr_low_ratio')),
+    'DistillRoIHead': ('StandardRoIHead', ('distill_loss', 'distill_name')),
+}
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('config')
+    parser.add_argument('config', nargs='?')
+    parser.add_argument('--demo-pairs', action='store_true',
+                        help='benchmark every demo config at demo scale '
+                        '(overrides --shape, --batch, --boxes)')
+    parser.add_argument('--json-out', help='write the medians here')
     parser.add_argument('--batch', type=int, default=2)
     parser.add_argument('--shape', type=int, nargs=2, default=(800, 1333),
                         metavar=('H', 'W'))
@@ -46,7 +81,14 @@ def parse_args() -> argparse.Namespace:
                         help='bfloat16 autocast for the whole step')
     parser.add_argument('--teacher-autocast', choices=['bfloat16', 'float16'],
                         help="the detector's teacher_autocast option")
-    return parser.parse_args()
+    args = parser.parse_args(argv)
+    if (args.config is None) == (not args.demo_pairs):
+        parser.error('give a CONFIG or --demo-pairs (not both)')
+    if args.config is not None and not osp.isfile(args.config):
+        parser.error(f'config not found: {args.config}')
+    if args.iters < 1 or args.warmup < 0:
+        parser.error('--iters must be >= 1 and --warmup >= 0')
+    return args
 
 
 def synthetic_batch(args: argparse.Namespace, num_classes: int):
@@ -72,7 +114,9 @@ def synthetic_batch(args: argparse.Namespace, num_classes: int):
 
 
 def build_model(config: str, device: str, teacher_autocast=None):
-    """The config's DistillationDetector with random weights, offline."""
+    """The config's DistillationDetector with random weights, offline, and
+    the plain mmdet student it trains (its own module unless a student head
+    distils inside its loss)."""
     cfg = Config.fromfile(config)
     init_default_scope(cfg.get('default_scope', 'mmdet'))
     for part in ('student', 'teacher'):
@@ -86,7 +130,26 @@ def build_model(config: str, device: str, teacher_autocast=None):
     cfg.model.teacher_autocast = teacher_autocast
     model = MODELS.build(cfg.model).to(device)
     model.train()
-    return model
+    student_cfg = resolve_model_config(cfg.model.student, 'student')
+    if not _make_heads_plain(student_cfg):
+        return model, model.student
+    plain_student = MODELS.build(student_cfg).to(device)
+    plain_student.train()
+    return model, plain_student
+
+
+def _make_heads_plain(student_cfg: dict) -> bool:
+    """Turn distilling heads of ``student_cfg`` into their mmdet heads in
+    place; return whether there was one."""
+    found = False
+    for key in ('bbox_head', 'roi_head'):
+        head = student_cfg.get(key)
+        if head is not None and head.get('type') in PLAIN_HEADS:
+            head['type'], extra_args = PLAIN_HEADS[head['type']]
+            for arg in extra_args:
+                head.pop(arg, None)
+            found = True
+    return found
 
 
 class PhaseTimer:
@@ -114,13 +177,19 @@ class PhaseTimer:
         return dict(time=elapsed, peak_mb=peak)
 
 
-def main() -> None:
-    args = parse_args()
-    model = build_model(args.config, args.device, args.teacher_autocast)
-    num_classes = getattr(getattr(model.student, 'bbox_head', None),
-                          'num_classes', 80)
-    inputs, samples = synthetic_batch(args, num_classes)
+def benchmark_config(args: argparse.Namespace) -> dict:
+    """Time the three phases of ``args.config``; print a row per iteration.
+
+    Returns:
+        dict: Median ms per phase, the ratio of the medians and the
+        largest peak memory (MB) per phase.
+    """
+    model, student = build_model(args.config, args.device,
+                                 args.teacher_autocast)
+    inputs, samples = synthetic_batch(args, _num_classes(model.student))
     params = [p for p in model.parameters() if p.requires_grad]
+    if student is not model.student:
+        params += list(student.parameters())
     optimizer = torch.optim.SGD(params, lr=1e-5, momentum=0.9)
     autocast = torch.autocast(args.device.split(':')[0],
                               dtype=torch.bfloat16, enabled=args.amp)
@@ -134,7 +203,7 @@ def main() -> None:
         optimizer.step()
 
     phases = {
-        'student_step': lambda: step(model.student.loss),
+        'student_step': lambda: step(student.loss),
         'teacher_fwd': lambda: model._teacher_features(inputs, samples),
         'distill_step': lambda: step(model.loss),
     }
@@ -158,13 +227,66 @@ def main() -> None:
         print(f'{it - args.warmup:>4} '
               + ' '.join(f'{row[n]["time"] * 1e3:>11.1f}' for n in phases)
               + f' {ratio:>7.3f} {peaks:>24}')
-    median = {n: statistics.median(r['time'] for r in results[n])
-              for n in phases}
-    ratio = median['distill_step'] / (median['student_step'] +
-                                      median['teacher_fwd'])
-    print('median: ' + ', '.join(f'{n} {median[n] * 1e3:.1f} ms'
+    median_ms = {n: 1e3 * statistics.median(r['time'] for r in results[n])
+                 for n in phases}
+    ratio = median_ms['distill_step'] / (median_ms['student_step'] +
+                                         median_ms['teacher_fwd'])
+    print('median: ' + ', '.join(f'{n} {median_ms[n]:.1f} ms'
                                  for n in phases) +
           f' | ratio distill/(student+teacher) = {ratio:.3f}')
+    return dict(config=args.config, device=device_name, median_ms=median_ms,
+                ratio=ratio, peak_mb={n: max(r['peak_mb'] for r in
+                                             results[n]) for n in phases})
+
+
+def _num_classes(student: torch.nn.Module) -> int:
+    """Classes of a one-stage head or of a two-stage RoI box head."""
+    head = getattr(student, 'bbox_head', None)
+    if head is None:
+        head = getattr(getattr(student, 'roi_head', None), 'bbox_head', None)
+    return getattr(head, 'num_classes', 80)
+
+
+def benchmark_demo_pairs(args: argparse.Namespace) -> None:
+    """Run every demo config in a fresh process; print a markdown table."""
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for config in DEMO_CONFIGS:
+            out = osp.join(tmp, config + '.json')
+            command = [
+                sys.executable, osp.abspath(__file__),
+                osp.join(CONFIG_DIR, config), '--device', args.device,
+                '--iters', str(args.iters), '--warmup', str(args.warmup),
+                '--batch', str(DEMO_BATCH), '--boxes', str(DEMO_BOXES),
+                '--shape', *map(str, DEMO_SHAPE), '--json-out', out
+            ] + (['--amp'] if args.amp else [])
+            subprocess.run(command, check=True)
+            with open(out, encoding='utf-8') as file:
+                rows.append(json.load(file))
+    memory = 'peak CUDA MB' if args.device.startswith('cuda') else \
+        'process peak RSS MB'
+    print(f'\n{len(rows)} demo configs, device {rows[0]["device"]}, batch '
+          f'{DEMO_BATCH} x {DEMO_SHAPE}, median of {args.iters} iterations'
+          f'\n\n| config | student step ms | teacher fwd ms | distill step '
+          f'ms | ratio | {memory} (student / teacher / distill) |\n'
+          '| --- | ---: | ---: | ---: | ---: | ---: |')
+    for row in rows:
+        ms, peak = row['median_ms'], row['peak_mb']
+        print(f'| {osp.basename(row["config"])} | '
+              + ' | '.join(f'{ms[n]:.1f}' for n in PHASES)
+              + f' | {row["ratio"]:.3f} | '
+              + ' / '.join(f'{peak[n]:.0f}' for n in PHASES) + ' |')
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    args = parse_args(argv)
+    if args.demo_pairs:
+        benchmark_demo_pairs(args)
+        return
+    summary = benchmark_config(args)
+    if args.json_out:
+        with open(args.json_out, 'w', encoding='utf-8') as file:
+            json.dump(summary, file, indent=2)
 
 
 if __name__ == '__main__':

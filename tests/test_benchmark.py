@@ -1,0 +1,56 @@
+# Copyright (c) mmkd_plugin contributors.
+"""tools/benchmark.py runs end to end (timings are printed, not checked):
+a feature-distillation config, a config whose student head distils in its
+own loss (the student-only step must then use the plain mmdet head), and
+the argument errors."""
+import json
+import os.path as osp
+import sys
+
+import pytest
+
+from .conftest import CONFIG_DIR, REPO_ROOT
+
+sys.path.insert(0, osp.join(REPO_ROOT, 'tools'))
+import benchmark  # noqa: E402
+
+TINY = ['--shape', '64', '64', '--batch', '2', '--boxes', '2', '--iters',
+        '1', '--warmup', '0']
+
+
+@pytest.mark.parametrize('config, plain_head', [
+    ('fgd_retina_r101_r18_digits.py', None),
+    ('dkd_faster-rcnn_r101_r18_digits.py', 'StandardRoIHead'),
+])
+def test_benchmark_writes_medians(tmp_path, config, plain_head, capsys):
+    out = tmp_path / 'bench.json'
+    benchmark.main([osp.join(CONFIG_DIR, config), *TINY, '--device', 'cpu',
+                    '--json-out', str(out)])
+    summary = json.loads(out.read_text())
+    assert set(summary['median_ms']) == set(benchmark.PHASES)
+    assert all(v > 0 for v in summary['median_ms'].values())
+    ms = summary['median_ms']
+    assert summary['ratio'] == pytest.approx(
+        ms['distill_step'] / (ms['student_step'] + ms['teacher_fwd']))
+    assert all(v > 0 for v in summary['peak_mb'].values())
+    assert 'median: student_step' in capsys.readouterr().out
+
+    model, student = benchmark.build_model(osp.join(CONFIG_DIR, config),
+                                           'cpu')
+    if plain_head is None:
+        assert student is model.student
+    else:
+        assert type(student.roi_head).__name__ == plain_head
+        assert type(model.student.roi_head).__name__ == 'DistillRoIHead'
+
+
+@pytest.mark.parametrize('argv, message', [
+    ([], 'give a CONFIG or --demo-pairs'),
+    (['no_such_config.py'], 'config not found'),
+    (['--demo-pairs', osp.join(CONFIG_DIR, 'fgd_retina_r101_r18_digits.py')],
+     'not both'),
+])
+def test_benchmark_argument_errors(argv, message, capsys):
+    with pytest.raises(SystemExit):
+        benchmark.main(argv)
+    assert message in capsys.readouterr().err
