@@ -4,28 +4,34 @@
 Mirrors ``tools/dist_train.sh configs/fgd_retina_r101_r18.py 8`` on the
 generated digit scenes, on one machine (CPU is enough):
 
-1. generate ``data/digit_scenes`` (2000 train / 300 val / 300 holdout,
+1. generate ``data/digit_scenes`` (2000 train / 1000 val / 1000 holdout,
    128 px) unless it is already there;
-2. train the teacher, RetinaNet R50 (``configs/retina_r50_digits.py``);
-3. train the student baseline, RetinaNet R18
-   (``configs/retina_r18_digits.py``);
-4. train the distilled R18 of each method (``--methods``; FGD by default:
-   ``configs/fgd_retina_r101_r18_digits.py``) with the teacher of step 2;
-5. evaluate every run on the val split with mmdet's CocoMetric;
-6. print a table and write ``table.md``, ``results.json`` and ``map.png``
-   into the work dir (default ``work_dirs/demo``).
+2. for each detector family the chosen methods need, train its teacher
+   (R50, ``--teacher-iters``, default 1500) once and its student baseline
+   (R18, ``--iters``, default 500) for each seed: RetinaNet
+   (``configs/retina_r{50,18}_digits.py``) for FGD, CWD, MGD and PKD, GFL
+   for LD, Faster R-CNN for DKD;
+3. train the distilled R18 of each method (``--methods``; FGD by default:
+   ``configs/fgd_retina_r101_r18_digits.py``) for each seed, with the same
+   schedule as its baseline and the family's teacher;
+4. evaluate every run with mmdet's CocoMetric on the val split (the
+   reported numbers) and on the holdout split (the split the loss weights
+   of the ``*_digits.py`` configs were chosen on);
+5. print a table (mean and spread over the seeds) and write ``table.md``,
+   ``results.json`` and ``map.png`` into the work dir (``work_dirs/demo``).
 
-Every run uses the same schedule and seed and goes through the project's
-own ``tools/train.py`` and ``tools/test.py`` (one subprocess each, so the
-mmengine log lines stream to the console). Each run lives in
-``<work-dir>/<name>/``; a re-run skips a run whose final checkpoint and
+Every run goes through the project's own ``tools/train.py`` and
+``tools/test.py`` (one subprocess each, so the mmengine log lines stream to
+the console). Each run lives in ``<work-dir>/<name>/`` (``<name>_seed<k>``
+for seeds other than 0); a re-run skips a run whose final checkpoint and
 metrics exist for the same resolved config, schedule, seed, dataset (and
 teacher), and retrains it otherwise.
 
 Examples::
 
-    python tools/demo.py                        # FGD, 1000 iterations
-    python tools/demo.py --methods all          # FGD, CWD, MGD, PKD
+    python tools/demo.py                        # FGD, seed 0
+    python tools/demo.py --methods fgd --seeds 0 1 2
+    python tools/demo.py --methods all          # FGD CWD MGD PKD LD DKD
     python tools/demo.py --smoke --work-dir /tmp/demo_smoke
 """
 import argparse
@@ -37,7 +43,7 @@ import os.path as osp
 import subprocess
 import sys
 import time
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 _START = time.perf_counter()  # the total wall time includes the imports
 
@@ -47,26 +53,52 @@ try:
 except ImportError:  # not installed: run from a source checkout
     sys.path.insert(0, REPO_ROOT)
     from mmkd_plugin.datasets.digit_scenes import generate_digit_scenes
+from mmkd_plugin.utils.demo_report import (markdown_table, plot_map,
+                                           summarise)
 
 CONFIG_DIR = osp.join(REPO_ROOT, 'configs')
-TEACHER = dict(name='teacher', config='retina_r50_digits.py',
-               model='RetinaNet R50 (teacher)')
-BASELINE = dict(name='baseline', config='retina_r18_digits.py',
-                model='RetinaNet R18 (student baseline)')
-# Distilled R18 students, all from the R50 teacher of TEACHER.
-METHODS = {
-    'fgd': dict(config='fgd_retina_r101_r18_digits.py',
-                model='R18 + FGD (R50 teacher)'),
-    'cwd': dict(config='cwd_retina_r101_r18_digits.py',
-                model='R18 + CWD (R50 teacher)'),
-    'mgd': dict(config='mgd_retina_x101_r50_digits.py',
-                model='R18 + MGD (R50 teacher)'),
-    'pkd': dict(config='pkd_retina_x101_r50_digits.py',
-                model='R18 + PKD (R50 teacher)'),
+# Each detector family: the teacher and the student baseline that its
+# distilled students are compared with (run names are the work-dir folders).
+FAMILIES = {
+    'retina': dict(
+        teacher=dict(name='teacher', config='retina_r50_digits.py',
+                     model='RetinaNet R50 (teacher)'),
+        baseline=dict(name='baseline', config='retina_r18_digits.py',
+                      model='RetinaNet R18 (student baseline)')),
+    'gfl': dict(
+        teacher=dict(name='gfl_teacher', config='gfl_r50_digits.py',
+                     model='GFL R50 (teacher)'),
+        baseline=dict(name='gfl_baseline', config='gfl_r18_digits.py',
+                      model='GFL R18 (student baseline)')),
+    'faster-rcnn': dict(
+        teacher=dict(name='faster-rcnn_teacher',
+                     config='faster-rcnn_r50_digits.py',
+                     model='Faster R-CNN R50 (teacher)'),
+        baseline=dict(name='faster-rcnn_baseline',
+                      config='faster-rcnn_r18_digits.py',
+                      model='Faster R-CNN R18 (student baseline)')),
 }
-FULL_DATASET = (2000, 300, 300)
+# Distilled R18 students, each from the R50 teacher of its family.
+METHODS = {
+    'fgd': dict(family='retina', config='fgd_retina_r101_r18_digits.py',
+                model='RetinaNet R18 + FGD'),
+    'cwd': dict(family='retina', config='cwd_retina_r101_r18_digits.py',
+                model='RetinaNet R18 + CWD'),
+    'mgd': dict(family='retina', config='mgd_retina_x101_r50_digits.py',
+                model='RetinaNet R18 + MGD'),
+    'pkd': dict(family='retina', config='pkd_retina_x101_r50_digits.py',
+                model='RetinaNet R18 + PKD'),
+    'ld': dict(family='gfl', config='ld_gfl_r101_r18_digits.py',
+               model='GFL R18 + LD'),
+    'dkd': dict(family='faster-rcnn',
+                config='dkd_faster-rcnn_r101_r18_digits.py',
+                model='Faster R-CNN R18 + DKD'),
+}
+FULL_DATASET = (2000, 1000, 1000)
 SMOKE_DATASET = (16, 16, 0)
 SMOKE_ITERS = 4
+DEFAULT_ITERS = 500
+DEFAULT_TEACHER_ITERS = 1500
 CONFIG_BATCH = 8  # train batch size of _base_/digit_scenes.py
 SMOKE_BATCH = 2
 IMAGE_SIZE = 128
@@ -80,26 +112,33 @@ METRICS_FILE = 'metrics.json'
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     """Parse the command line."""
     parser = argparse.ArgumentParser(
-        description='Distillation demo on the generated digit scenes: '
-        'teacher (RetinaNet R50), student baseline (RetinaNet R18) and the '
-        'distilled R18 of each method, same schedule and seed, COCO mAP on '
-        'the val split.')
+        description='Distillation demo on the generated digit scenes: for '
+        'each method, an R50 teacher, the R18 student baseline and the '
+        'distilled R18, COCO mAP on the val split.')
     parser.add_argument('--work-dir', default='work_dirs/demo',
                         help='runs, table.md, results.json and map.png go '
                         'here; finished runs found here are reused (default '
                         'work_dirs/demo)')
+    parser.add_argument('--methods', nargs='+', default=['fgd'],
+                        choices=[*METHODS, 'all'],
+                        help='distillation methods: fgd, cwd, mgd, pkd '
+                        '(RetinaNet pair), ld (GFL pair), dkd (Faster R-CNN '
+                        'pair), or all. Default: fgd')
+    parser.add_argument('--seeds', nargs='+', type=int, default=[0],
+                        help='training seeds of the baselines and distilled '
+                        'students; the table shows mean and spread over '
+                        'them (default 0)')
     parser.add_argument('--iters', type=int, default=None,
-                        help=f'training iterations of every run (default '
-                        f'1000; {SMOKE_ITERS} with --smoke)')
-    parser.add_argument('--seed', type=int, default=0,
-                        help='training seed, the same for every run '
-                        '(default 0)')
-    parser.add_argument(
-        '--methods', nargs='+', default=['fgd'],
-        choices=[*METHODS, 'all'],
-        help='distillation methods to run, for the RetinaNet R50 -> R18 '
-        'pair: fgd, cwd, mgd, pkd, or all (= those four). LD and DKD '
-        '(head distillation) will come later. Default: fgd')
+                        help='training iterations of the baselines and '
+                        f'distilled students (default {DEFAULT_ITERS}; '
+                        f'{SMOKE_ITERS} with --smoke)')
+    parser.add_argument('--teacher-iters', type=int, default=None,
+                        help='training iterations of each teacher (default '
+                        f'{DEFAULT_TEACHER_ITERS}, trained longer than the '
+                        'students as COCO teachers are; '
+                        f'{SMOKE_ITERS} with --smoke)')
+    parser.add_argument('--teacher-seed', type=int, default=0,
+                        help='training seed of the teachers (default 0)')
     parser.add_argument('--data-root', default=None,
                         help='digit-scenes dataset root, generated there if '
                         'missing or different (default data/digit_scenes; '
@@ -126,10 +165,14 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     if 'all' in args.methods:
         args.methods = list(METHODS)
     args.methods = list(dict.fromkeys(args.methods))
+    args.seeds = list(dict.fromkeys(args.seeds))
     if args.iters is None:
-        args.iters = SMOKE_ITERS if args.smoke else 1000
-    if args.iters < 1:
-        parser.error('--iters must be >= 1')
+        args.iters = SMOKE_ITERS if args.smoke else DEFAULT_ITERS
+    if args.teacher_iters is None:
+        args.teacher_iters = SMOKE_ITERS if args.smoke else \
+            DEFAULT_TEACHER_ITERS
+    if min(args.iters, args.teacher_iters) < 1:
+        parser.error('--iters and --teacher-iters must be >= 1')
     if args.data_root is None:
         args.data_root = osp.join(args.work_dir, 'digit_scenes_smoke') \
             if args.smoke else 'data/digit_scenes'
@@ -137,6 +180,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         args.batch_size = SMOKE_BATCH
     if args.dataset_size is None:
         args.dataset_size = SMOKE_DATASET if args.smoke else FULL_DATASET
+    if min(args.dataset_size[:2]) < 1 or args.dataset_size[2] < 0:
+        parser.error('--dataset-size needs at least 1 train and 1 val image')
     return args
 
 
@@ -171,14 +216,14 @@ def write_json(path: str, data: dict) -> None:
         file.write('\n')
 
 
-def train_options(args: argparse.Namespace, data_root: str) -> List[str]:
-    """``--cfg-options`` of every training run (same for all of them).
+def train_options(args: argparse.Namespace, data_root: str, iters: int,
+                  seed: int) -> List[str]:
+    """``--cfg-options`` of a training run of ``iters`` iterations.
 
     The schedule of the configs (100 warm-up iterations, cosine to 1000)
-    is rescaled to ``--iters``; validation during training is off, the
+    is rescaled to ``iters``; validation during training is off, the
     evaluation is a separate ``tools/test.py`` run.
     """
-    iters = args.iters
     warmup = max(1, iters // 10)
     options = [
         f'train_cfg.max_iters={iters}',
@@ -189,7 +234,7 @@ def train_options(args: argparse.Namespace, data_root: str) -> List[str]:
         f'param_scheduler.1.T_max={max(1, iters - warmup)}',
         f'default_hooks.checkpoint.interval={iters}',
         f'default_hooks.logger.interval={1 if args.smoke else min(20, iters)}',
-        f'randomness.seed={args.seed}',
+        f'randomness.seed={seed}',
         f'train_dataloader.dataset.data_root={data_root}/',
         'val_dataloader=None', 'val_cfg=None', 'val_evaluator=None',
     ]
@@ -201,11 +246,14 @@ def train_options(args: argparse.Namespace, data_root: str) -> List[str]:
     return options
 
 
-def test_options(args: argparse.Namespace, data_root: str) -> List[str]:
-    """``--cfg-options`` of every evaluation: the val split, CocoMetric."""
+def test_options(args: argparse.Namespace, data_root: str,
+                 split: str) -> List[str]:
+    """``--cfg-options`` of an evaluation on ``split``: CocoMetric."""
     options = [
         f'test_dataloader.dataset.data_root={data_root}/',
-        f'test_evaluator.ann_file={data_root}/annotations/val.json',
+        f'test_dataloader.dataset.ann_file=annotations/{split}.json',
+        f'test_dataloader.dataset.data_prefix.img={split}/',
+        f'test_evaluator.ann_file={data_root}/annotations/{split}.json',
     ]
     if args.smoke:
         options += ['test_dataloader.num_workers=0',
@@ -293,164 +341,226 @@ def read_test_metrics(clock: Clock, name: str,
 
 
 def train_and_evaluate(clock: Clock, args: argparse.Namespace, stage: str,
-                       name: str, config: str, train_opts: List[str],
-                       test_opts: List[str],
+                       name: str, config: str, iters: int, seed: int,
+                       train_opts: List[str], splits: List[str],
                        extra_signature: Optional[dict] = None) -> dict:
-    """Train one run and evaluate it, or reuse a finished one.
+    """Train one run and evaluate it on ``splits``, or reuse a finished one.
 
     Returns:
         dict: ``signature``, ``checkpoint``, ``mAP``, ``AP50``, ``AP75``
-        (percent), ``train_time_s``, ``s_per_iter``, ``cached``.
+        (percent, on the first split), the same metrics per split under
+        each split's name, ``train_time_s``, ``s_per_iter``, ``cached``.
     """
     run_dir = osp.join(args.work_dir, name)
     config_path = osp.join(CONFIG_DIR, config)
     signature = dict(config=f'configs/{config}',
                      digest=config_digest(config_path, train_opts),
-                     iters=args.iters, seed=args.seed,
-                     **(extra_signature or {}))
-    ckpt = osp.join(run_dir, f'iter_{args.iters}.pth')
+                     iters=iters, seed=seed, **(extra_signature or {}))
+    ckpt = osp.join(run_dir, f'iter_{iters}.pth')
     marker = read_json(osp.join(run_dir, TRAIN_MARKER))
     metrics = read_json(osp.join(run_dir, METRICS_FILE))
-    if (marker and marker.get('signature') == signature
-            and osp.isfile(ckpt) and metrics
-            and metrics.get('signature') == signature):
+    trained = bool(marker and marker.get('signature') == signature
+                   and osp.isfile(ckpt))
+    if trained and metrics and metrics.get('signature') == signature \
+            and all(split in metrics for split in splits):
         clock.log(f'{stage} {name}: finished run found in {run_dir} '
-                  f'(iter_{args.iters}.pth, {METRICS_FILE}), skipped: '
-                  f'mAP {metrics["mAP"]:.1f}')
-        return dict(metrics, checkpoint=ckpt, cached=True)
-
-    if marker and marker.get('signature') == signature and \
-            osp.isfile(ckpt):
+                  f'(iter_{iters}.pth, {METRICS_FILE}), skipped: '
+                  f'mAP {metrics[splits[0]]["mAP"]:.1f}')
+        return dict(metrics, **metrics[splits[0]], name=name,
+                    checkpoint=ckpt, cached=True)
+    if trained:
         clock.log(f'{stage} {name}: trained checkpoint found, training '
                   f'skipped: {ckpt}')
         train_time, s_iter = marker['train_time_s'], marker['s_per_iter']
     else:
-        for stale in (TRAIN_MARKER, METRICS_FILE):
-            if osp.exists(osp.join(run_dir, stale)):
-                os.remove(osp.join(run_dir, stale))
-        clock.log(f'{stage} {name}: training configs/{config}, '
-                  f'{args.iters} iterations, seed {args.seed} -> {run_dir}')
-        train_time = run_tool(clock, name, [
-            osp.join(REPO_ROOT, 'tools', 'train.py'), config_path,
-            '--work-dir', run_dir, '--cfg-options', *train_opts
-        ], child_env(args.threads))
-        if not osp.isfile(ckpt):
-            raise SystemExit(f'{name}: training ended without {ckpt}')
-        s_iter = seconds_per_iter(run_dir)
+        train_time, s_iter = train_run(clock, args, stage, name, config,
+                                       iters, seed, train_opts)
         write_json(osp.join(run_dir, TRAIN_MARKER),
                    dict(signature=signature, train_time_s=train_time,
                         s_per_iter=s_iter))
-        per_iter = f', {s_iter:.2f} s/iter' if s_iter else ''
-        clock.log(f'{stage} {name}: trained in {train_time:.0f} s'
-                  f'{per_iter}')
+    result = dict(signature=signature, train_time_s=train_time,
+                  s_per_iter=s_iter)
+    for split in splits:
+        result[split] = evaluate_run(clock, args, stage, name, config, ckpt,
+                                     split)
+    write_json(osp.join(run_dir, METRICS_FILE), result)
+    return dict(result, **result[splits[0]], name=name, checkpoint=ckpt,
+                cached=False)
 
-    clock.log(f'{stage} {name}: evaluating {ckpt} on the val split '
+
+def train_run(clock: Clock, args: argparse.Namespace, stage: str, name: str,
+              config: str, iters: int, seed: int,
+              train_opts: List[str]) -> Tuple[float, Optional[float]]:
+    """Train with ``tools/train.py``; return (wall s, s per iteration)."""
+    run_dir = osp.join(args.work_dir, name)
+    for stale in (TRAIN_MARKER, METRICS_FILE):
+        if osp.exists(osp.join(run_dir, stale)):
+            os.remove(osp.join(run_dir, stale))
+    clock.log(f'{stage} {name}: training configs/{config}, {iters} '
+              f'iterations, seed {seed} -> {run_dir}')
+    train_time = run_tool(clock, name, [
+        osp.join(REPO_ROOT, 'tools', 'train.py'),
+        osp.join(CONFIG_DIR, config), '--work-dir', run_dir,
+        '--cfg-options', *train_opts
+    ], child_env(args.threads))
+    if not osp.isfile(osp.join(run_dir, f'iter_{iters}.pth')):
+        raise SystemExit(f'{name}: training ended without iter_{iters}.pth')
+    s_iter = seconds_per_iter(run_dir)
+    per_iter = f', {s_iter:.2f} s/iter' if s_iter else ''
+    clock.log(f'{stage} {name}: trained in {train_time:.0f} s{per_iter}')
+    return train_time, s_iter
+
+
+def evaluate_run(clock: Clock, args: argparse.Namespace, stage: str,
+                 name: str, config: str, ckpt: str,
+                 split: str) -> Dict[str, float]:
+    """Evaluate ``ckpt`` on ``split`` with ``tools/test.py`` (CocoMetric)."""
+    clock.log(f'{stage} {name}: evaluating on the {split} split '
               '(CocoMetric)')
-    eval_dir = osp.join(run_dir, 'eval')
-    options = list(test_opts)
+    eval_dir = osp.join(args.work_dir, name, f'eval_{split}')
+    options = test_options(args, osp.abspath(args.data_root), split)
     if args.smoke:  # an untrained model scores below the 0.05 threshold
         options.append('model.student.test_cfg.score_thr=0.0' if config in
                        [m['config'] for m in METHODS.values()] else
                        'model.test_cfg.score_thr=0.0')
     eval_time = run_tool(clock, name, [
-        osp.join(REPO_ROOT, 'tools', 'test.py'), config_path, ckpt,
-        '--work-dir', eval_dir, '--cfg-options', *options
+        osp.join(REPO_ROOT, 'tools', 'test.py'),
+        osp.join(CONFIG_DIR, config), ckpt, '--work-dir', eval_dir,
+        '--cfg-options', *options
     ], child_env(args.threads))
-    result = dict(read_test_metrics(clock, name, eval_dir),
-                  signature=signature,
-                  train_time_s=train_time, s_per_iter=s_iter,
-                  eval_time_s=eval_time)
-    write_json(osp.join(run_dir, METRICS_FILE), result)
-    clock.log(f'{stage} {name}: mAP {result["mAP"]:.1f}, AP50 '
-              f'{result["AP50"]:.1f}, AP75 {result["AP75"]:.1f} (eval '
+    metrics = read_test_metrics(clock, name, eval_dir)
+    clock.log(f'{stage} {name}: {split} mAP {metrics["mAP"]:.1f}, AP50 '
+              f'{metrics["AP50"]:.1f}, AP75 {metrics["AP75"]:.1f} (eval '
               f'{eval_time:.0f} s)')
-    return dict(result, checkpoint=ckpt, cached=False)
+    return metrics
 
 
-def summarise(runs: Dict[str, dict]) -> None:
-    """Add ``gain`` and ``gap_recovered`` to the distilled runs in place."""
-    teacher, baseline = runs['teacher']['mAP'], runs['baseline']['mAP']
-    gap = teacher - baseline
-    for name, run in runs.items():
-        if name in ('teacher', 'baseline'):
-            run['gain'] = run['gap_recovered'] = None
+def run_name(base: str, seed: int) -> str:
+    """Work-dir folder of a run: ``base`` for seed 0, else ``base_seed<k>``.
+    """
+    return base if seed == 0 else f'{base}_seed{seed}'
+
+
+def run_family(clock: Clock, args: argparse.Namespace, family: str,
+               stages: 'StageCounter', train_opts, splits: List[str],
+               data_signature: dict) -> Dict[str, dict]:
+    """Train and evaluate a family's teacher, baselines and methods.
+
+    Returns:
+        dict[str, dict]: Table groups (see ``demo_report.summarise``) of
+        the teacher, the baseline and each distilled method.
+    """
+    teacher_spec, baseline_spec = (FAMILIES[family][role]
+                                   for role in ('teacher', 'baseline'))
+    teacher = train_and_evaluate(
+        clock, args, stages.next(), teacher_spec['name'],
+        teacher_spec['config'], args.teacher_iters, args.teacher_seed,
+        train_opts(args.teacher_iters, args.teacher_seed), splits,
+        data_signature)
+    teacher_ckpt = osp.abspath(teacher['checkpoint'])
+    groups = {teacher_spec['name']: dict(
+        teacher_spec, family=family, role='teacher', runs=[teacher])}
+    groups[baseline_spec['name']] = dict(
+        baseline_spec, family=family, role='baseline', runs=[
+            train_and_evaluate(
+                clock, args, stages.next(),
+                run_name(baseline_spec['name'], seed),
+                baseline_spec['config'], args.iters, seed,
+                train_opts(args.iters, seed), splits, data_signature)
+            for seed in args.seeds])
+    distilled_signature = dict(data_signature,
+                               teacher=teacher['signature']['digest'])
+    for method in args.methods:
+        spec = METHODS[method]
+        if spec['family'] != family:
             continue
-        run['gain'] = run['mAP'] - baseline
-        # Undefined when the teacher is not better than the baseline.
-        run['gap_recovered'] = run['gain'] / gap if gap > 0 else None
+        groups[method] = dict(spec, name=method, role='distilled', runs=[
+            train_and_evaluate(
+                clock, args, stages.next(), run_name(method, seed),
+                spec['config'], args.iters, seed,
+                train_opts(args.iters, seed) +
+                [f'model.teacher_ckpt={teacher_ckpt}'], splits,
+                distilled_signature) for seed in args.seeds])
+    return groups
 
 
-def markdown_table(runs: Dict[str, dict]) -> str:
-    """The results as a markdown table."""
-    lines = [
-        '| method | model | mAP | AP50 | AP75 | gain over baseline | '
-        'teacher-student gap recovered | train time |',
-        '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |',
-    ]
-    for name, run in runs.items():
-        gain = '—' if run['gain'] is None else f'{run["gain"]:+.1f}'
-        if name in ('teacher', 'baseline'):
-            recovered = '—'
-        elif run['gap_recovered'] is None:
-            recovered = 'n/a (teacher not above baseline)'
-        else:
-            recovered = f'{100 * run["gap_recovered"]:.0f}%'
-        train = f'{run["train_time_s"]:.0f} s'
-        if run.get('s_per_iter'):
-            train += f' ({run["s_per_iter"]:.2f} s/iter)'
-        lines.append(
-            f'| {name} | {run["model"]} | {run["mAP"]:.1f} | '
-            f'{run["AP50"]:.1f} | {run["AP75"]:.1f} | {gain} | {recovered} '
-            f'| {train} |')
-    return '\n'.join(lines) + '\n'
+class StageCounter:
+    """Numbers the demo's stages: ``(k/total)``."""
+
+    def __init__(self, total: int) -> None:
+        self.done, self.total = 0, total
+
+    def next(self) -> str:
+        self.done += 1
+        return f'({self.done}/{self.total})'
 
 
-def plot_map(runs: Dict[str, dict], path: str, title: str) -> None:
-    """Bar chart of mAP per run, teacher and baseline marked."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
+def families_of(methods: List[str]) -> List[str]:
+    """The detector families ``methods`` need, in table order."""
+    needed = {METHODS[method]['family'] for method in methods}
+    return [family for family in FAMILIES if family in needed]
 
-    names = list(runs)
-    values = [runs[name]['mAP'] for name in names]
-    colours = ['#4c4c4c' if name == 'teacher' else
-               '#a6a6a6' if name == 'baseline' else '#1f77b4'
-               for name in names]
-    fig, axis = plt.subplots(figsize=(1.5 * len(names) + 3.5, 4.2))
-    bars = axis.bar(names, values, color=colours)
-    axis.axhline(runs['teacher']['mAP'], color='#4c4c4c', linestyle='--',
-                 linewidth=1, label=f'teacher {runs["teacher"]["mAP"]:.1f}')
-    axis.axhline(runs['baseline']['mAP'], color='#a6a6a6', linestyle=':',
-                 linewidth=1.5,
-                 label=f'baseline {runs["baseline"]["mAP"]:.1f}')
-    for bar, value in zip(bars, values):
-        axis.annotate(f'{value:.1f}', (bar.get_x() + bar.get_width() / 2,
-                                       value), ha='center', va='bottom',
-                      xytext=(0, 2), textcoords='offset points')
-    axis.set_ylabel('bbox mAP on val (COCO, %)')
-    axis.set_ylim(0, max(values + [1.0]) * 1.12)
-    axis.set_title(title, fontsize=10)
-    axis.legend(loc='upper left', bbox_to_anchor=(1.01, 1.0), fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+
+def write_reports(args: argparse.Namespace, groups: Dict[str, dict],
+                  dataset_meta: dict, splits: List[str],
+                  total_s: float) -> str:
+    """Write table.md, results.json and map.png; return the table text."""
+    num_train, num_val, num_holdout = args.dataset_size
+    seeds = ', '.join(map(str, args.seeds))
+    header = (
+        f'Digit scenes ({num_train} train / {num_val} val / {num_holdout} '
+        f'holdout images, {IMAGE_SIZE} px), batch '
+        f'{args.batch_size or CONFIG_BATCH}; students {args.iters} '
+        f'iterations, seeds {seeds}; teachers {args.teacher_iters} '
+        f'iterations, seed {args.teacher_seed}. COCO bbox AP (%) on the val '
+        'split, mean ± sample std over the seeds; gap recovered = (distilled '
+        '- baseline) / (teacher - baseline). Holdout: the split the loss '
+        f'weights were chosen on. Total wall time {total_s / 60:.0f} min.'
+        + (' SMOKE RUN: the numbers mean nothing.' if args.smoke else ''))
+    table = markdown_table(groups)
+    with open(osp.join(args.work_dir, 'table.md'), 'w',
+              encoding='utf-8') as file:
+        file.write(header + '\n\n' + table)
+    plot_map(groups, osp.join(args.work_dir, 'map.png'),
+             f'digit scenes: students {args.iters} iters, seeds {seeds}'
+             + (' (smoke)' if args.smoke else ''))
+    settings = dict(iters=args.iters, teacher_iters=args.teacher_iters,
+                    seeds=args.seeds, teacher_seed=args.teacher_seed,
+                    batch_size=args.batch_size or CONFIG_BATCH,
+                    smoke=args.smoke, data_root=args.data_root,
+                    dataset=dataset_meta, methods=args.methods,
+                    eval_splits=splits)
+    runs = {name: dict(group, runs=[
+        {key: value for key, value in run.items() if key != 'signature'}
+        for run in group['runs']]) for name, group in groups.items()}
+    write_json(osp.join(args.work_dir, 'results.json'),
+               dict(settings=settings, units='percent (COCO bbox AP x 100)',
+                    groups=runs, total_wall_s=total_s))
+    return header + '\n\n' + table
 
 
 def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
     clock = Clock(_START)
     os.makedirs(args.work_dir, exist_ok=True)
-    num_stages = 3 + len(args.methods)
+    families = families_of(args.methods)
+    stages = StageCounter(1 + sum(
+        1 + len(args.seeds) * (1 + sum(METHODS[m]['family'] == family
+                                       for m in args.methods))
+        for family in families))
     threads = args.threads or os.environ.get('OMP_NUM_THREADS') or \
         'torch default'
     clock.log(f'work dir {args.work_dir}; methods {", ".join(args.methods)};'
-              f' {args.iters} iterations, seed {args.seed}; {os.cpu_count()} '
-              f'CPU cores, load average {os.getloadavg()[0]:.1f}; threads '
-              f'per run: {threads}, OMP_WAIT_POLICY '
+              f' students {args.iters} iterations, seeds '
+              f'{", ".join(map(str, args.seeds))}; teachers '
+              f'{args.teacher_iters} iterations; {os.cpu_count()} CPU cores, '
+              f'load average {os.getloadavg()[0]:.1f}; threads per run: '
+              f'{threads}, OMP_WAIT_POLICY '
               f'{child_env(args.threads)["OMP_WAIT_POLICY"]}')
 
     num_train, num_val, num_holdout = args.dataset_size
-    clock.log(f'(1/{num_stages}) dataset: digit scenes in {args.data_root} '
+    stage = stages.next()
+    clock.log(f'{stage} dataset: digit scenes in {args.data_root} '
               f'({num_train} train / {num_val} val / {num_holdout} holdout, '
               f'{IMAGE_SIZE} px)')
     start = time.perf_counter()
@@ -458,69 +568,25 @@ def main(argv: Optional[List[str]] = None) -> None:
                                   num_val=num_val, num_holdout=num_holdout,
                                   image_size=IMAGE_SIZE, seed=DATASET_SEED)
     dataset_meta = read_json(paths['meta'])
-    clock.log(f'(1/{num_stages}) dataset ready '
-              f'({time.perf_counter() - start:.0f} s)')
+    clock.log(f'{stage} dataset ready ({time.perf_counter() - start:.0f} s)')
 
     data_root = osp.abspath(args.data_root)
-    train_opts = train_options(args, data_root)
-    test_opts = test_options(args, data_root)
-    data_signature = dict(dataset=dataset_meta)
+    splits = ['val', 'holdout'] if num_holdout else ['val']
+    groups: Dict[str, dict] = {}
+    for family in families:
+        groups.update(run_family(
+            clock, args, family, stages,
+            lambda iters, seed: train_options(args, data_root, iters, seed),
+            splits, dict(dataset=dataset_meta)))
 
-    runs: Dict[str, dict] = {}
-    teacher = train_and_evaluate(
-        clock, args, f'(2/{num_stages})', TEACHER['name'], TEACHER['config'],
-        train_opts, test_opts, data_signature)
-    runs['teacher'] = dict(teacher, config=TEACHER['config'],
-                           model=TEACHER['model'])
-    baseline = train_and_evaluate(
-        clock, args, f'(3/{num_stages})', BASELINE['name'],
-        BASELINE['config'], train_opts, test_opts, data_signature)
-    runs['baseline'] = dict(baseline, config=BASELINE['config'],
-                            model=BASELINE['model'])
-    teacher_ckpt = osp.abspath(teacher['checkpoint'])
-    for index, method in enumerate(args.methods):
-        spec = METHODS[method]
-        result = train_and_evaluate(
-            clock, args, f'({4 + index}/{num_stages})', method,
-            spec['config'],
-            train_opts + [f'model.teacher_ckpt={teacher_ckpt}'], test_opts,
-            dict(data_signature, teacher=teacher['signature']['digest']))
-        runs[method] = dict(result, config=spec['config'],
-                            model=spec['model'])
-
-    summarise(runs)
-    table = markdown_table(runs)
-    settings = dict(iters=args.iters, seed=args.seed,
-                    batch_size=args.batch_size or CONFIG_BATCH,
-                    smoke=args.smoke,
-                    data_root=args.data_root, dataset=dataset_meta,
-                    methods=args.methods)
-    header = (f'Digit scenes ({num_train} train / {num_val} val images, '
-              f'{IMAGE_SIZE} px), {args.iters} iterations, batch '
-              f'{settings["batch_size"]}, seed {args.seed}; COCO bbox AP (%) '
-              'on the val split. Gap recovered = (distilled - baseline) / '
-              '(teacher - baseline). One seed, one run each.'
-              + (' SMOKE RUN: the numbers mean nothing.' if args.smoke
-                 else ''))
-    with open(osp.join(args.work_dir, 'table.md'), 'w',
-              encoding='utf-8') as file:
-        file.write(header + '\n\n' + table)
-    plot_map(runs, osp.join(args.work_dir, 'map.png'),
-             f'digit scenes, {args.iters} iters, seed {args.seed}'
-             + (' (smoke)' if args.smoke else ''))
+    summarise(groups)
     total = clock.elapsed()
-    results = dict(
-        settings=settings, units='percent (COCO bbox AP x 100)',
-        runs={name: {key: value for key, value in run.items()
-                     if key != 'signature'}
-              for name, run in runs.items()},
-        total_wall_s=total)
-    write_json(osp.join(args.work_dir, 'results.json'), results)
-
-    print('\n' + header + '\n\n' + table)
+    report = write_reports(args, groups, dataset_meta, splits, total)
+    print('\n' + report)
     clock.log(f'wrote {osp.join(args.work_dir, "table.md")}, results.json '
               'and map.png')
-    cached = [name for name, run in runs.items() if run['cached']]
+    cached = [run['name'] for group in groups.values()
+              for run in group['runs'] if run['cached']]
     if cached:
         clock.log(f'reused finished runs: {", ".join(cached)}')
     clock.log(f'total wall time {total:.0f} s ({total / 60:.1f} min)')
