@@ -12,7 +12,7 @@
 # weights the deepest level's FGD loss started near 500 and swamped the
 # detector loss at this scale; divided by 50 it trained.
 # Give the teacher's checkpoint (tools/demo.py does) with
-#   --cfg-options model.teacher_ckpt=work_dirs/<teacher>/iter_1000.pth
+#   --cfg-options model.teacher_ckpt=work_dirs/<teacher>/iter_1500.pth
 _base_ = ['./fgd_retina_r101_r18.py', './_base_/digit_scenes.py']
 
 model = dict(

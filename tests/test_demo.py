@@ -19,7 +19,7 @@ from .conftest import REPO_ROOT
 DEMO = osp.join(REPO_ROOT, 'tools', 'demo.py')
 DEMO_ARGS = [
     '--smoke', '--methods', 'fgd', '--work-dir', 'tmp', '--data-root',
-    'data/tiny', '--dataset-size', '16', '8', '4'
+    'data/tiny', '--dataset-size', '16', '8', '4', '--eval-holdout'
 ]
 PNG_MAGIC = b'\x89PNG\r\n\x1a\n'
 

@@ -15,8 +15,9 @@ generated digit scenes, on one machine (CPU is enough):
    ``configs/fgd_retina_r101_r18_digits.py``) for each seed, with the same
    schedule as its baseline and the family's teacher;
 4. evaluate every run with mmdet's CocoMetric on the val split (the
-   reported numbers) and on the holdout split (the split the loss weights
-   of the ``*_digits.py`` configs were chosen on);
+   reported numbers) and, with ``--eval-holdout``, on the holdout split
+   (the split the loss weights of the ``*_digits.py`` configs were chosen
+   on);
 5. print a table (mean and spread over the seeds) and write ``table.md``,
    ``results.json`` and ``map.png`` into the work dir (``work_dirs/demo``).
 
@@ -106,6 +107,10 @@ DATASET_SEED = 0
 METRIC_KEYS = {'mAP': 'coco/bbox_mAP', 'AP50': 'coco/bbox_mAP_50',
                'AP75': 'coco/bbox_mAP_75'}
 TRAIN_MARKER = 'demo_train.json'
+# Config keys that decide a run's trained weights (its cache identity).
+TRAINING_KEYS = ('model', 'train_dataloader', 'train_cfg', 'optim_wrapper',
+                 'param_scheduler', 'randomness', 'auto_scale_lr',
+                 'custom_imports')
 METRICS_FILE = 'metrics.json'
 
 
@@ -139,6 +144,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         f'{SMOKE_ITERS} with --smoke)')
     parser.add_argument('--teacher-seed', type=int, default=0,
                         help='training seed of the teachers (default 0)')
+    parser.add_argument('--eval-holdout', action='store_true',
+                        help='also evaluate every run on the holdout split, '
+                        'the split to choose settings such as loss weights '
+                        'on (the val split is for reporting only)')
     parser.add_argument('--data-root', default=None,
                         help='digit-scenes dataset root, generated there if '
                         'missing or different (default data/digit_scenes; '
@@ -182,6 +191,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         args.dataset_size = SMOKE_DATASET if args.smoke else FULL_DATASET
     if min(args.dataset_size[:2]) < 1 or args.dataset_size[2] < 0:
         parser.error('--dataset-size needs at least 1 train and 1 val image')
+    if args.eval_holdout and args.dataset_size[2] < 1:
+        parser.error('--eval-holdout needs holdout images (--dataset-size)')
     return args
 
 
@@ -262,10 +273,12 @@ def test_options(args: argparse.Namespace, data_root: str,
 
 
 def config_digest(config: str, options: List[str]) -> str:
-    """sha256 of the resolved config with ``options`` applied.
+    """sha256 of what decides the trained weights, ``options`` applied.
 
-    Any change in the config files (including their bases), the schedule,
-    the seed or the data paths changes the digest and so retrains the run.
+    That is the resolved config's model, training data, schedule,
+    optimizer and seed (:data:`TRAINING_KEYS`): a change to any of them, in
+    the config files, their bases or the options, retrains the run; other
+    keys (evaluation, logging, helper variables of a base file) do not.
     """
     from mmengine.config import Config, DictAction
     cfg = Config.fromfile(config)
@@ -273,7 +286,9 @@ def config_digest(config: str, options: List[str]) -> str:
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     cfg.merge_from_dict(
         parser.parse_args(['--cfg-options', *options]).cfg_options)
-    text = json.dumps(cfg.to_dict(), sort_keys=True, default=str)
+    resolved = cfg.to_dict()
+    text = json.dumps({key: resolved.get(key) for key in TRAINING_KEYS},
+                      sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -571,7 +586,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     clock.log(f'{stage} dataset ready ({time.perf_counter() - start:.0f} s)')
 
     data_root = osp.abspath(args.data_root)
-    splits = ['val', 'holdout'] if num_holdout else ['val']
+    splits = ['val', 'holdout'] if args.eval_holdout and num_holdout \
+        else ['val']
     groups: Dict[str, dict] = {}
     for family in families:
         groups.update(run_family(
