@@ -263,19 +263,23 @@ def benchmark_demo_pairs(args: argparse.Namespace) -> None:
             subprocess.run(command, check=True)
             with open(out, encoding='utf-8') as file:
                 rows.append(json.load(file))
-    memory = 'peak CUDA MB' if args.device.startswith('cuda') else \
+    cuda = args.device.startswith('cuda')
+    # CPU peak RSS only grows within a process, so it cannot be split by
+    # phase: one column, the process peak (model build included).
+    memory = 'peak CUDA MB (student / teacher / distill)' if cuda else \
         'process peak RSS MB'
     print(f'\n{len(rows)} demo configs, device {rows[0]["device"]}, batch '
           f'{DEMO_BATCH} x {DEMO_SHAPE}, median of {args.iters} iterations'
           f'\n\n| config | student step ms | teacher fwd ms | distill step '
-          f'ms | ratio | {memory} (student / teacher / distill) |\n'
+          f'ms | ratio | {memory} |\n'
           '| --- | ---: | ---: | ---: | ---: | ---: |')
     for row in rows:
         ms, peak = row['median_ms'], row['peak_mb']
+        peaks = [peak[n] for n in PHASES] if cuda else [max(peak.values())]
         print(f'| {osp.basename(row["config"])} | '
               + ' | '.join(f'{ms[n]:.1f}' for n in PHASES)
               + f' | {row["ratio"]:.3f} | '
-              + ' / '.join(f'{peak[n]:.0f}' for n in PHASES) + ' |')
+              + ' / '.join(f'{value:.0f}' for value in peaks) + ' |')
 
 
 def main(argv: Optional[List[str]] = None) -> None:
