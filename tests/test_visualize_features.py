@@ -128,8 +128,9 @@ def test_feature_maps_match_direct_computation(assets, prepared):
         for key in ('teacher', 'student', 'fg'):
             assert level[key].shape == (height, width)
         for key in ('teacher', 'student'):
+            # float32 maps: the sum's rounding error grows with H*W
             total = level[key].astype(np.float64).sum()
-            assert abs(total - height * width) < 1e-4
+            assert abs(total - height * width) < 1e-6 * height * width
         for key, feat in (('student', s_feat), ('teacher', t_feat)):
             value = feat[0].double().abs().mean(dim=0).flatten() / 0.5
             direct = (height * width * torch.softmax(value, dim=0)).view(

@@ -529,8 +529,10 @@ def write_reports(args: argparse.Namespace, groups: Dict[str, dict],
         f'iterations, seeds {seeds}; teachers {args.teacher_iters} '
         f'iterations, seed {args.teacher_seed}. COCO bbox AP (%) on the val '
         'split, mean ± sample std over the seeds; gap recovered = (distilled '
-        '- baseline) / (teacher - baseline). Holdout: the split the loss '
-        f'weights were chosen on. Total wall time {total_s / 60:.0f} min.'
+        '- baseline) / (teacher - baseline).'
+        + (' Holdout: the split the loss weights were chosen on.'
+           if 'holdout' in splits else '')
+        + f' Total wall time {total_s / 60:.0f} min.'
         + (' SMOKE RUN: the numbers mean nothing.' if args.smoke else ''))
     table = markdown_table(groups)
     with open(osp.join(args.work_dir, 'table.md'), 'w',
