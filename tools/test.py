@@ -9,7 +9,8 @@ import argparse
 import os.path as osp
 
 import mmkd_plugin  # noqa: F401  (registers components, config prefix)
-from mmkd_plugin.utils.launch import add_launch_args, build_runner, load_config
+from mmkd_plugin.utils.launch import (add_launch_args, build_runner,
+                                      destroy_process_group, load_config)
 
 
 def parse_args() -> argparse.Namespace:
@@ -36,7 +37,10 @@ def main() -> None:
               [cfg.test_evaluator]),
             dict(type='DumpDetResults', out_file_path=args.out)
         ]
-    build_runner(cfg).test()
+    try:
+        build_runner(cfg).test()
+    finally:
+        destroy_process_group()
 
 
 if __name__ == '__main__':

@@ -11,7 +11,8 @@ import argparse
 from mmengine.config import Config
 
 import mmkd_plugin  # noqa: F401  (registers components, config prefix)
-from mmkd_plugin.utils.launch import add_launch_args, build_runner, load_config
+from mmkd_plugin.utils.launch import (add_launch_args, build_runner,
+                                      destroy_process_group, load_config)
 
 
 def parse_args() -> argparse.Namespace:
@@ -52,7 +53,10 @@ def build_config(args: argparse.Namespace) -> Config:
 def main() -> None:
     args = parse_args()
     cfg = build_config(args)
-    build_runner(cfg).train()
+    try:
+        build_runner(cfg).train()
+    finally:
+        destroy_process_group()
 
 
 if __name__ == '__main__':

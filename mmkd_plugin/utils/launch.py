@@ -45,6 +45,19 @@ def load_config(args: argparse.Namespace) -> Config:
     return cfg
 
 
+def destroy_process_group() -> None:
+    """Tear down the default process group, if one was started.
+
+    mmengine leaves the group alive at exit; gloo's worker threads are then
+    destroyed during interpreter shutdown and can abort the process
+    ("terminate called without an active exception") after training
+    finished. Call this once the runner is done.
+    """
+    if torch.distributed.is_available() and \
+            torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+
+
 def build_runner(cfg: Config) -> Runner:
     """The config's ``runner_type`` if it names one, else mmengine's Runner."""
     if 'runner_type' in cfg:
