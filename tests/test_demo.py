@@ -1,11 +1,13 @@
 # Copyright (c) mmkd_plugin contributors.
 """Smoke test of the demo path (tools/demo.py --smoke): teacher, baseline
 and FGD-distilled student trained for a few iterations on a tiny generated
-dataset through tools/train.py and tools/test.py, evaluated on the val and
-holdout splits, the table, results.json and chart written; then a second
-run with one more seed that reuses every finished run and trains only the
-new seed's baseline and student. The full demo (`make demo`) is not run
-here; the LD and DKD demo configs take a train step in test_configs.py."""
+dataset through tools/train.py and tools/test.py, evaluated on the val
+split, the table, results.json and chart written; then a second run with
+one more seed and the holdout split, which reuses every trained checkpoint
+and val result, evaluates only the holdout split of the seed-0 runs and
+trains only the new seed's baseline and student; then a third run that
+recomputes nothing. The full demo (`make demo`) is not run here; the LD and
+DKD demo configs take a train step in test_configs.py."""
 import json
 import os
 import os.path as osp
@@ -19,7 +21,7 @@ from .conftest import REPO_ROOT
 DEMO = osp.join(REPO_ROOT, 'tools', 'demo.py')
 DEMO_ARGS = [
     '--smoke', '--methods', 'fgd', '--work-dir', 'tmp', '--data-root',
-    'data/tiny', '--dataset-size', '16', '8', '4', '--eval-holdout'
+    'data/tiny', '--dataset-size', '16', '8', '4'
 ]
 PNG_MAGIC = b'\x89PNG\r\n\x1a\n'
 
@@ -42,7 +44,8 @@ def test_demo_smoke_writes_results_and_reuses_runs(tmp_path):
             'holdout.json').is_file()
     for name in ('teacher', 'baseline', 'fgd'):
         assert f'{name}: training configs/' in log
-        assert f'{name}: evaluating on the holdout split' in log
+        assert f'{name}: evaluating on the val split' in log
+        assert f'{name}: evaluating on the holdout split' not in log
         assert (work / name / 'iter_4.pth').is_file()
     assert 'loss_fgd_fpn0' in log  # the FGD run trained with its loss
     # the distilled run loads the teacher trained in the first stage
@@ -62,9 +65,9 @@ def test_demo_smoke_writes_results_and_reuses_runs(tmp_path):
         teacher='teacher', baseline='baseline', fgd='distilled')
     for group in groups.values():
         (run, ) = group['runs']
-        for split in ('val', 'holdout'):
-            for key in ('mAP', 'AP50', 'AP75'):
-                assert 0 <= run[split][key] <= 100, (split, key, run)
+        for key in ('mAP', 'AP50', 'AP75'):
+            assert 0 <= run['val'][key] <= 100, (key, run)
+        assert 'holdout' not in run
         assert run['mAP'] == run['val']['mAP'] == group['mAP']['mean']
         assert group['mAP']['std'] is None  # one seed
         assert run['cached'] is False
@@ -77,25 +80,42 @@ def test_demo_smoke_writes_results_and_reuses_runs(tmp_path):
 
     ckpt_times = {name: os.path.getmtime(work / name / 'iter_4.pth')
                   for name in groups}
-    log2 = run_demo(tmp_path, '--seeds', '0', '1')
+    log2 = run_demo(tmp_path, '--seeds', '0', '1', '--eval-holdout')
     for name in ('teacher', 'baseline', 'fgd'):
-        assert f'{name}: finished run found' in log2
+        assert f'{name}: trained checkpoint found, training skipped' in log2
         assert f'{name}: training' not in log2
+        assert f'{name}: evaluating on the val split' not in log2
+        assert f'{name}: evaluating on the holdout split' in log2
         assert os.path.getmtime(work / name / 'iter_4.pth') == \
             ckpt_times[name]
     for name in ('baseline_seed1', 'fgd_seed1'):
         assert f'{name}: training configs/' in log2
         marker = json.loads((work / name / 'demo_train.json').read_text())
         assert marker['signature']['seed'] == 1
-    assert 'reused finished runs: teacher, baseline, fgd' in log2
+    assert 'reused finished runs' not in log2
     results2 = json.loads((work / 'results.json').read_text())
     groups2 = results2['groups']
     assert len(groups2['teacher']['runs']) == 1
     for name in ('baseline', 'fgd'):
-        values = [run['mAP'] for run in groups2[name]['runs']]
-        assert len(values) == 2
-        assert values[0] == groups[name]['runs'][0]['mAP']
+        runs = groups2[name]['runs']
+        assert len(runs) == 2
+        assert runs[0]['val'] == groups[name]['runs'][0]['val']
+        for run in runs:
+            for key in ('mAP', 'AP50', 'AP75'):
+                assert 0 <= run['holdout'][key] <= 100, (key, run)
+        values = [run['mAP'] for run in runs]
         assert groups2[name]['mAP']['mean'] == pytest.approx(
             sum(values) / 2)
         assert groups2[name]['mAP']['std'] is not None
     assert '±' in (work / 'table.md').read_text()
+
+    log3 = run_demo(tmp_path, '--seeds', '0', '1', '--eval-holdout')
+    assert 'reused finished runs: teacher, baseline, baseline_seed1, fgd, ' \
+        'fgd_seed1' in log3
+    assert ': training' not in log3 and ': evaluating' not in log3
+    groups3 = json.loads((work / 'results.json').read_text())['groups']
+    for name, group in groups3.items():
+        for run, run2 in zip(group['runs'], groups2[name]['runs']):
+            assert run['cached'] is True
+            assert {k: v for k, v in run.items() if k != 'cached'} == \
+                {k: v for k, v in run2.items() if k != 'cached'}

@@ -376,12 +376,13 @@ def train_and_evaluate(clock: Clock, args: argparse.Namespace, stage: str,
     metrics = read_json(osp.join(run_dir, METRICS_FILE))
     trained = bool(marker and marker.get('signature') == signature
                    and osp.isfile(ckpt))
-    if trained and metrics and metrics.get('signature') == signature \
-            and all(split in metrics for split in splits):
+    evaluated = metrics if trained and metrics and \
+        metrics.get('signature') == signature else {}
+    if all(split in evaluated for split in splits):
         clock.log(f'{stage} {name}: finished run found in {run_dir} '
                   f'(iter_{iters}.pth, {METRICS_FILE}), skipped: '
-                  f'mAP {metrics[splits[0]]["mAP"]:.1f}')
-        return dict(metrics, **metrics[splits[0]], name=name,
+                  f'mAP {evaluated[splits[0]]["mAP"]:.1f}')
+        return dict(evaluated, **evaluated[splits[0]], name=name,
                     checkpoint=ckpt, cached=True)
     if trained:
         clock.log(f'{stage} {name}: trained checkpoint found, training '
@@ -393,11 +394,13 @@ def train_and_evaluate(clock: Clock, args: argparse.Namespace, stage: str,
         write_json(osp.join(run_dir, TRAIN_MARKER),
                    dict(signature=signature, train_time_s=train_time,
                         s_per_iter=s_iter))
-    result = dict(signature=signature, train_time_s=train_time,
+    # Splits evaluated earlier for this checkpoint are kept, not re-run.
+    result = dict(evaluated, signature=signature, train_time_s=train_time,
                   s_per_iter=s_iter)
     for split in splits:
-        result[split] = evaluate_run(clock, args, stage, name, config, ckpt,
-                                     split)
+        if split not in result:
+            result[split] = evaluate_run(clock, args, stage, name, config,
+                                         ckpt, split)
     write_json(osp.join(run_dir, METRICS_FILE), result)
     return dict(result, **result[splits[0]], name=name, checkpoint=ckpt,
                 cached=False)

@@ -80,6 +80,10 @@ def _mean_text(stats: Optional[dict]) -> str:
     return f'{stats["mean"]:.1f} ± {stats["std"]:.1f}'
 
 
+def _gain_text(gain: Optional[float]) -> str:
+    return '—' if gain is None else f'{gain:+.1f}'
+
+
 def _share_text(group: dict, key: str) -> str:
     if group['role'] != 'distilled':
         return '—'
@@ -92,26 +96,30 @@ def markdown_table(groups: Dict[str, dict]) -> str:
     """The results as a markdown table, one row per group.
 
     mAP columns show mean ± sample standard deviation over the seeds;
-    the per-seed val mAPs follow in seed order.
+    the per-seed val mAPs follow in seed order. The holdout columns appear
+    only when some group was evaluated on the holdout split.
     """
-    lines = [
-        '| run | model | seeds | mAP | AP50 | AP75 | mAP per seed | gain | '
-        'gap recovered | holdout mAP | holdout gain | train time per run |',
-        '| --- | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: '
-        '| ---: | ---: |',
-    ]
+    with_holdout = any(g['holdout_mAP'] for g in groups.values())
+    columns = ['run', 'model', 'seeds', 'mAP', 'AP50', 'AP75',
+               'mAP per seed', 'gain', 'gap recovered'] + \
+        (['holdout mAP', 'holdout gain'] if with_holdout else []) + \
+        ['train time per run']
+    lines = ['| ' + ' | '.join(columns) + ' |',
+             '| ' + ' | '.join('---' if column in ('run', 'model',
+                                                   'mAP per seed')
+                               else '---:' for column in columns) + ' |']
     for name, group in groups.items():
         per_seed = ', '.join(f'{run["mAP"]:.1f}' for run in group['runs'])
-        gain = '—' if group['gain'] is None else f'{group["gain"]:+.1f}'
-        holdout_gain = '—' if group['holdout_gain'] is None else \
-            f'{group["holdout_gain"]:+.1f}'
-        lines.append(
-            f'| {name} | {group["model"]} | {len(group["runs"])} | '
-            f'{_mean_text(group["mAP"])} | {group["AP50"]["mean"]:.1f} | '
-            f'{group["AP75"]["mean"]:.1f} | {per_seed} | {gain} | '
-            f'{_share_text(group, "gap_recovered")} | '
-            f'{_mean_text(group["holdout_mAP"])} | {holdout_gain} | '
-            f'{group["train_time_s"]:.0f} s |')
+        cells = [name, group['model'], str(len(group['runs'])),
+                 _mean_text(group['mAP']), f'{group["AP50"]["mean"]:.1f}',
+                 f'{group["AP75"]["mean"]:.1f}', per_seed,
+                 _gain_text(group['gain']),
+                 _share_text(group, 'gap_recovered')]
+        if with_holdout:
+            cells += [_mean_text(group['holdout_mAP']),
+                      _gain_text(group['holdout_gain'])]
+        cells.append(f'{group["train_time_s"]:.0f} s')
+        lines.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines) + '\n'
 
 
