@@ -24,9 +24,10 @@ generated digit scenes, on one machine (CPU is enough):
 Every run goes through the project's own ``tools/train.py`` and
 ``tools/test.py`` (one subprocess each, so the mmengine log lines stream to
 the console). Each run lives in ``<work-dir>/<name>/`` (``<name>_seed<k>``
-for seeds other than 0); a re-run skips a run whose final checkpoint and
-metrics exist for the same resolved config, schedule, seed, dataset (and
-teacher), and retrains it otherwise.
+for seeds other than 0); a re-run does not retrain a run whose final
+checkpoint exists for the same resolved config, schedule, seed, dataset
+(and teacher), evaluates it only on splits it has no metrics for yet, and
+retrains it when any of those changed.
 
 Examples::
 
