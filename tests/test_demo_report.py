@@ -6,7 +6,8 @@ import math
 
 import pytest
 
-from mmkd_plugin.utils.demo_report import markdown_table, plot_map, summarise
+from mmkd_plugin.utils.demo_report import (has_holdout, markdown_table,
+                                           plot_map, summarise)
 
 
 def make_run(map_value, holdout=None, train_time_s=100.0):
@@ -75,6 +76,7 @@ def test_markdown_table_rows_and_columns(with_holdout):
     lines = markdown_table(groups).splitlines()
     header = [cell.strip() for cell in lines[0].strip('|').split('|')]
     assert ('holdout mAP' in header) is with_holdout
+    assert has_holdout(groups) is with_holdout
     assert len(lines) == 2 + len(groups)
     for line in lines[1:]:
         assert line.count('|') == len(header) + 1

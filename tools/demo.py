@@ -55,8 +55,8 @@ try:
 except ImportError:  # not installed: run from a source checkout
     sys.path.insert(0, REPO_ROOT)
     from mmkd_plugin.datasets.digit_scenes import generate_digit_scenes
-from mmkd_plugin.utils.demo_report import (markdown_table, plot_map,
-                                           summarise)
+from mmkd_plugin.utils.demo_report import (has_holdout, markdown_table,
+                                           plot_map, summarise)
 
 CONFIG_DIR = osp.join(REPO_ROOT, 'configs')
 # Each detector family: the teacher and the student baseline that its
@@ -535,7 +535,7 @@ def write_reports(args: argparse.Namespace, groups: Dict[str, dict],
         'split, mean ± sample std over the seeds; gap recovered = (distilled '
         '- baseline) / (teacher - baseline).'
         + (' Holdout: the split the loss weights were chosen on.'
-           if 'holdout' in splits else '')
+           if has_holdout(groups) else '')
         + f' Total wall time {total_s / 60:.0f} min.'
         + (' SMOKE RUN: the numbers mean nothing.' if args.smoke else ''))
     table = markdown_table(groups)

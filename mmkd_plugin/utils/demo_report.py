@@ -92,6 +92,11 @@ def _share_text(group: dict, key: str) -> str:
     return f'{100 * group[key]:.0f}%'
 
 
+def has_holdout(groups: Dict[str, dict]) -> bool:
+    """Whether some group has holdout metrics for every one of its runs."""
+    return any(group['holdout_mAP'] for group in groups.values())
+
+
 def markdown_table(groups: Dict[str, dict]) -> str:
     """The results as a markdown table, one row per group.
 
@@ -99,7 +104,7 @@ def markdown_table(groups: Dict[str, dict]) -> str:
     the per-seed val mAPs follow in seed order. The holdout columns appear
     only when some group was evaluated on the holdout split.
     """
-    with_holdout = any(g['holdout_mAP'] for g in groups.values())
+    with_holdout = has_holdout(groups)
     columns = ['run', 'model', 'seeds', 'mAP', 'AP50', 'AP75',
                'mAP per seed', 'gain', 'gap recovered'] + \
         (['holdout mAP', 'holdout gain'] if with_holdout else []) + \
