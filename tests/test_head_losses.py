@@ -303,10 +303,12 @@ def built():
 DISTILL_KEYS = {
     'ld_gfl_r101_r18.py': ['loss_ld'],
     'ld_gfl_r101_r50.py': ['loss_ld', 'loss_ld_vlr', 'loss_kd_cls'],
+    'ld_gfl_r101_r18_digits.py': ['loss_ld', 'loss_ld_vlr', 'loss_kd_cls'],
     'fgd_ld_gfl_r101_r50.py': ['loss_ld'] + [f'loss_fgd_fpn{i}'
                                              for i in range(5)],
     'dkd_faster-rcnn_r101_r18.py': ['loss_dkd'],
     'kd_faster-rcnn_r101_r18.py': ['loss_kd'],
+    'dkd_faster-rcnn_r101_r18_digits.py': ['loss_dkd'],
 }
 
 
@@ -315,7 +317,10 @@ def test_config_train_step(built, cfg_name):
     model, _ = built(cfg_name)
     model.train()
     model.zero_grad()
-    inputs, samples = make_batch(num_images=1, size=160)
+    head = (model.student.bbox_head if 'gfl' in cfg_name else
+            model.student.roi_head.bbox_head)
+    inputs, samples = make_batch(num_images=1, size=160,
+                                 num_classes=head.num_classes)
     losses = model.loss(inputs, samples)
     keys = DISTILL_KEYS[cfg_name]
     assert set(keys) <= set(losses), sorted(losses)
@@ -323,9 +328,8 @@ def test_config_train_step(built, cfg_name):
         assert torch.isfinite(losses[key]) and losses[key] > 0, key
     # The head-level term alone reaches the student's head.
     head_key = keys[0]
-    head = (model.student.bbox_head.gfl_reg if 'gfl' in cfg_name else
-            model.student.roi_head.bbox_head.fc_cls)
-    grad, = torch.autograd.grad(losses[head_key], head.weight,
+    head_layer = head.gfl_reg if 'gfl' in cfg_name else head.fc_cls
+    grad, = torch.autograd.grad(losses[head_key], head_layer.weight,
                                 retain_graph=True)
     assert grad.abs().sum() > 0
     total, _ = model.parse_losses(losses)
