@@ -7,7 +7,7 @@ generated digit scenes, on one machine (CPU is enough):
 1. generate ``data/digit_scenes`` (2000 train / 1000 val / 1000 holdout,
    128 px) unless it is already there;
 2. for each detector family the chosen methods need, train its teacher
-   (R50, ``--teacher-iters``, default 1500) once and its student baseline
+   (R50, ``--teacher-iters``, default 1000) once and its student baseline
    (R18, ``--iters``, default 500) for each seed: RetinaNet
    (``configs/retina_r{50,18}_digits.py``) for FGD, CWD, MGD and PKD, GFL
    for LD, Faster R-CNN for DKD;
@@ -100,7 +100,7 @@ FULL_DATASET = (2000, 1000, 1000)
 SMOKE_DATASET = (16, 16, 0)
 SMOKE_ITERS = 4
 DEFAULT_ITERS = 500
-DEFAULT_TEACHER_ITERS = 1500
+DEFAULT_TEACHER_ITERS = 1000
 CONFIG_BATCH = 8  # train batch size of _base_/digit_scenes.py
 SMOKE_BATCH = 2
 IMAGE_SIZE = 128
