@@ -14,8 +14,9 @@
 #   main LD + VLR + classification KD (this config)         70.8
 # On digit scenes the teacher-student gap is mostly not box precision
 # (missed or misclassified digits): the box-side LD terms alone do not
-# help, classification KD does, and LD adds to it. One seed per row; the GFL baseline's seed spread is
-# large (59.8 / 45.2 / 60.7 val mAP over seeds 0-2).
+# help, classification KD does, and LD adds to it. One seed per row; the
+# GFL baseline's seed spread is large (59.8 / 45.2 / 60.7 val mAP over
+# seeds 0-2).
 #
 # Give the teacher's checkpoint (tools/demo.py does) with
 #   --cfg-options model.teacher_ckpt=work_dirs/<teacher>/iter_<n>.pth
