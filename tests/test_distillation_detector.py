@@ -133,8 +133,8 @@ def test_channel_mismatch_without_adapter_raises():
     @MODELS.register_module(force=True)
     class _PlainMSE(torch.nn.Module):
 
-        def forward(self, s, t, data_samples=None):
-            return ((s - t)**2).mean()
+        def forward(self, student_feat, teacher_feat, data_samples=None):
+            return ((student_feat - teacher_feat)**2).mean()
 
     with pytest.raises(ValueError, match='channel mismatch'):
         build_detector(distill=[
@@ -151,7 +151,7 @@ def test_teacher_ckpt_mismatch_names_keys(tmp_path):
     path = str(tmp_path / 'bad.pth')
     torch.save({'state_dict': state}, path)
     model, _ = build_detector(teacher_ckpt=path)
-    with pytest.raises(RuntimeError) as err:
+    with pytest.raises(ValueError, match='does not match the teacher') as err:
         model.init_weights()
     assert 'neck.fpn_convs.0.conv.weight' in str(err.value)
     assert 'extra.weight' in str(err.value)
@@ -194,15 +194,65 @@ def test_teacher_autocast_bfloat16_runs():
     assert losses['loss_cwd_fpn0'].dtype == torch.float32
 
 
-def test_head_module_path_runs_teacher_head_forward():
+def record_all_calls(module):
+    """Hook that keeps every output of ``module``; returns (list, handle)."""
+    outputs = []
+    handle = module.register_forward_hook(
+        lambda mod, args, out: outputs.append(out))
+    return outputs, handle
+
+
+def test_shared_head_conv_distils_every_level():
+    """A head conv shared by the FPN levels runs once per level: each call
+    is a level with its own loss instance and log key."""
     model, _ = build_detector(distill=[
         dict(student='bbox_head.cls_convs.3', loss=dict(type='CWDLoss'))
     ])
+    keys = [f'loss_cwd_bbox_head_cls_convs_3_{level}' for level in range(5)]
+    assert sorted(model.distill_losses) == keys
     model.train()
+    student_calls, s_hook = record_all_calls(
+        model.student.bbox_head.cls_convs[3])
+    teacher_calls, t_hook = record_all_calls(
+        model.teacher.bbox_head.cls_convs[3])
     inputs, samples = make_batch()
     losses = model.loss(inputs, samples)
-    # The head's conv runs once per FPN level; the hook keeps the last.
-    assert torch.isfinite(losses['loss_cwd_bbox_head_cls_convs_3'])
+    s_hook.remove()
+    t_hook.remove()
+    assert len(student_calls) == len(teacher_calls) == 5
+    sizes = {tuple(out.shape[-2:]) for out in student_calls}
+    assert len(sizes) == 5  # five different FPN levels, not one repeated
+    for level, key in enumerate(keys):
+        s_feat = student_calls[level].double()
+        t_feat = teacher_calls[level].double()
+        num, channels = s_feat.shape[:2]
+        log_p_s = s_feat.flatten(2).log_softmax(2)
+        log_p_t = t_feat.flatten(2).log_softmax(2)
+        expected = 10.0 * (log_p_t.exp() * (log_p_t - log_p_s)).sum() / (
+            num * channels)
+        torch.testing.assert_close(losses[key].double(), expected,
+                                   rtol=1e-4, atol=1e-6)
+
+
+def test_call_count_mismatch_and_never_run_module_raise():
+    with pytest.raises(ValueError, match='runs 5 times per forward'):
+        build_detector(distill=[
+            dict(student='bbox_head.cls_convs.3', teacher='neck.fpn_convs.0',
+                 loss=dict(type='CWDLoss'))
+        ])
+    with pytest.raises(ValueError, match='never ran in the forward') as err:
+        build_detector(distill=[
+            dict(student='bbox_head.cls_convs', loss=dict(type='CWDLoss'))
+        ])
+    assert 'bbox_head.cls_convs.0' in str(err.value)
+
+
+@pytest.mark.parametrize('loss_type', ['KDLoss', 'LDLoss', 'MSELoss'])
+def test_logit_or_mmdet_loss_on_feature_term_refused_at_build(loss_type):
+    with pytest.raises(ValueError, match='cannot be used in a distill term'):
+        build_detector(distill=[
+            dict(student='neck', loss=dict(type=loss_type))
+        ])
 
 
 def test_state_dict_excludes_teacher_unless_asked():
@@ -277,3 +327,64 @@ def test_fgd_masks_built_once_per_step_with_per_level_values(monkeypatch):
                                               recorded['teacher'][level],
                                               samples)
         torch.testing.assert_close(losses[key], per_level)
+
+
+def test_training_without_teacher_ckpt_is_refused():
+    model, _ = build_detector()
+    with pytest.raises(ValueError, match='no teacher_ckpt'):
+        model.init_weights()
+    allowed, _ = build_detector(allow_random_teacher=True)
+    allowed.init_weights()
+
+
+@pytest.mark.parametrize('damage', ['truncated', 'text'])
+def test_unreadable_teacher_ckpt_names_the_file(tmp_path, damage,
+                                                random_teacher_ckpt):
+    probe, _ = build_detector()
+    good = random_teacher_ckpt(probe.teacher)
+    path = tmp_path / f'{damage}.pth'
+    if damage == 'truncated':
+        data = open(good, 'rb').read()
+        path.write_bytes(data[:len(data) // 2])
+    else:
+        path.write_text('this is not a checkpoint\n')
+    model, _ = build_detector(teacher_ckpt=str(path))
+    with pytest.raises(ValueError, match='cannot be read as a checkpoint') \
+            as err:
+        model.init_weights()
+    assert str(path) in str(err.value)
+    assert 'teacher_ckpt_strict' not in str(err.value)
+
+
+def plain_student_ckpt(tmp_path, seed=1):
+    """A plain mmdet checkpoint of the R18 student, random weights."""
+    torch.manual_seed(seed)
+    model, _ = build_detector()
+    path = str(tmp_path / 'plain_student.pth')
+    torch.save({'state_dict': model.student.state_dict()}, path)
+    return path, model.student.state_dict()
+
+
+def test_plain_student_checkpoint_loads_into_student(tmp_path,
+                                                     random_teacher_ckpt):
+    from mmengine.runner import load_checkpoint
+    path, expected = plain_student_ckpt(tmp_path)
+    model, _ = build_detector()
+    load_checkpoint(model, path)  # what the runner does with load_from
+    for key, value in expected.items():
+        assert torch.equal(model.student.state_dict()[key], value), key
+
+    teacher_ckpt = random_teacher_ckpt(model.teacher)
+    model, _ = build_detector(teacher_ckpt=teacher_ckpt, student_ckpt=path)
+    model.init_weights()
+    for key, value in expected.items():
+        assert torch.equal(model.student.state_dict()[key], value), key
+
+
+def test_checkpoint_matching_no_student_weight_is_an_error(tmp_path):
+    from mmengine.runner import load_checkpoint
+    path = str(tmp_path / 'other.pth')
+    torch.save({'state_dict': {'encoder.weight': torch.zeros(3)}}, path)
+    model, _ = build_detector()
+    with pytest.raises(ValueError, match='matches no weight of the student'):
+        load_checkpoint(model, path)

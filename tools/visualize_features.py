@@ -233,6 +233,8 @@ def build_model(cfg: Config, state: Dict[str, Tensor],
             'model.teacher_ckpt in the config, no --teacher-ckpt, no '
             '"teacher.*" keys in CKPT); the attention of a random teacher '
             'means nothing. Give --teacher-ckpt, or --allow-random-teacher.')
+    # The teacher's weights come from CKPT or were checked above.
+    cfg.model.allow_random_teacher = True
     model = MODELS.build(cfg.model)
     student, teacher, kind = split_state_dict(
         state, list(model.student.state_dict()), ckpt_name)

@@ -53,8 +53,10 @@ class DistillTerm:
                 f'gives {len(teacher_levels)} {_shapes(teacher_feats)}; '
                 'choose matching ones with "levels" / "teacher_levels".')
         single = len(student_feats) == 1 and self.levels is None
+        # 'loss_cwd_fpn' + '0'; a stem ending in a digit gets a separator.
+        separator = '_' if self.log_stem[-1].isdigit() else ''
         return {
-            self.log_stem + ('' if single else str(s_level)):
+            self.log_stem + ('' if single else f'{separator}{s_level}'):
             (student_feats[s_level], teacher_feats[t_level])
             for s_level, t_level in zip(student_levels, teacher_levels)
         }

@@ -2,7 +2,7 @@
 """A detector that trains an mmdet student against a frozen teacher."""
 import inspect
 import logging
-from contextlib import ExitStack, nullcontext
+from contextlib import ExitStack
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -11,11 +11,12 @@ from mmdet.models.detectors.base import BaseDetector
 from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample, OptSampleList, SampleList
 from mmengine.logging import print_log
-from mmengine.runner.checkpoint import load_checkpoint
+from mmengine.runner.checkpoint import (_load_checkpoint,
+                                        _load_checkpoint_to_model)
 from torch import Tensor
 
 from ..utils import (FeatureRecorder, TeacherInputRenorm, TeacherLinkMixin,
-                     resolve_model_config)
+                     resolve_model_config, teacher_autocast)
 from .distill_term import DistillTerm, parse_distill_terms
 
 SOURCE_TAGS = {'neck': 'fpn', 'backbone': 'backbone'}
@@ -51,15 +52,26 @@ class DistillationDetector(BaseDetector):
             are linked to the teacher at build time and see the teacher's
             neck features during each step.
         teacher_ckpt (str, optional): Teacher checkpoint path or URL, loaded
-            in ``init_weights``. Without it the teacher keeps random weights.
+            in ``init_weights`` (so when training starts, also on resume).
+            Training without it is refused unless ``allow_random_teacher``.
         teacher_ckpt_strict (bool): Raise on missing or unexpected keys in
             ``teacher_ckpt``. Defaults to True.
+        allow_random_teacher (bool): Let ``init_weights`` go on without
+            ``teacher_ckpt``, distilling from a randomly initialised teacher
+            (for tests). Defaults to False.
+        student_ckpt (str, optional): A checkpoint of the student, loaded in
+            ``init_weights``: a plain mmdet checkpoint of the student's model
+            or a DistillationDetector checkpoint. ``load_from`` takes both
+            kinds too. A checkpoint that matches no student weight is an
+            error.
         student_init_from_teacher (Sequence[str]): Module prefixes (e.g.
             ``'neck'``, ``'bbox_head'``) whose weights are copied from the
             teacher into the student in ``init_weights``.
         teacher_autocast (str, optional): ``'bfloat16'`` or ``'float16'`` to
-            run the teacher's forward under autocast; its features are cast
-            back to float32 for the losses.
+            run the teacher's forward under autocast. Without it the teacher
+            runs in float32 with autocast off, also under ``--amp``. Either
+            way its features reach the losses in float32, and every
+            distillation loss computes in float32.
         save_teacher_in_ckpt (bool): Keep the teacher's weights in the
             state dict (and so in checkpoints). Defaults to False.
         probe_input_size (tuple[int, int]): Size of the blank image run
@@ -75,6 +87,8 @@ class DistillationDetector(BaseDetector):
                  distill: Sequence[dict] = (),
                  teacher_ckpt: Optional[str] = None,
                  teacher_ckpt_strict: bool = True,
+                 allow_random_teacher: bool = False,
+                 student_ckpt: Optional[str] = None,
                  student_init_from_teacher: Sequence[str] = (),
                  teacher_autocast: Optional[str] = None,
                  save_teacher_in_ckpt: bool = False,
@@ -99,12 +113,14 @@ class DistillationDetector(BaseDetector):
 
         self.teacher_ckpt = teacher_ckpt
         self.teacher_ckpt_strict = teacher_ckpt_strict
+        self.allow_random_teacher = allow_random_teacher
+        self.student_ckpt = student_ckpt
         self.student_init_from_teacher = tuple(student_init_from_teacher)
         self.teacher_autocast = _autocast_dtype(teacher_autocast)
         self.save_teacher_in_ckpt = save_teacher_in_ckpt
         if save_teacher_in_ckpt:
             self._register_state_dict_hook(_add_teacher_state)
-        self._register_load_state_dict_pre_hook(self._load_teacher_state)
+        self._register_load_state_dict_pre_hook(self._route_checkpoint_keys)
 
         self._linked_heads = [
             m for m in self.student.modules()
@@ -141,6 +157,7 @@ class DistillationDetector(BaseDetector):
             return losses
         student_feats, teacher_feats = self._probe_features(probe_input_size)
         for term in self.terms:
+            self._check_call_counts(term)
             pairs = term.select_levels(student_feats[term.student_path],
                                        teacher_feats[term.teacher_path])
             for log_key, (s_feat, t_feat) in pairs.items():
@@ -149,6 +166,18 @@ class DistillationDetector(BaseDetector):
                                      ' give them different "name"s.')
                 losses[log_key] = _build_loss(term, log_key, s_feat, t_feat)
         return losses
+
+    def _check_call_counts(self, term: DistillTerm) -> None:
+        """Refuse a term whose modules run a different number of times."""
+        student_calls = self._student_recorder.call_counts[term.student_path]
+        teacher_calls = self._teacher_recorder.call_counts[term.teacher_path]
+        if student_calls != teacher_calls:
+            raise ValueError(
+                f'distill {term.log_stem}: the student module '
+                f'"{term.student_path}" runs {student_calls} times per '
+                f'forward, the teacher module "{term.teacher_path}" '
+                f'{teacher_calls} times; every call is a level, so they must '
+                'run equally often.')
 
     @torch.no_grad()
     def _probe_features(self, size: Tuple[int, int]):
@@ -175,23 +204,32 @@ class DistillationDetector(BaseDetector):
     def init_weights(self) -> None:
         """Initialise the student, load the teacher, copy teacher modules."""
         super().init_weights()
-        if self.teacher_ckpt is None:
-            print_log('DistillationDetector: no teacher_ckpt given, the '
-                      'teacher keeps random weights.', logger='current',
-                      level=logging.WARNING)
-        else:
+        if self.teacher_ckpt is not None:
             self._load_teacher_ckpt()
+        elif self.allow_random_teacher:
+            print_log('DistillationDetector: no teacher_ckpt, distilling '
+                      'from a random teacher (allow_random_teacher=True).',
+                      logger='current', level=logging.WARNING)
+        else:
+            raise ValueError(
+                'DistillationDetector: no teacher_ckpt given, so training '
+                'would distil from a randomly initialised teacher. Set '
+                'model.teacher_ckpt to the teacher\'s checkpoint (or '
+                'model.allow_random_teacher=True, e.g. for tests).')
+        if self.student_ckpt is not None:
+            _load_checkpoint_to_model(
+                self, read_checkpoint(self.student_ckpt, 'student_ckpt'))
         for prefix in self.student_init_from_teacher:
             self._copy_teacher_module(prefix)
 
     def _load_teacher_ckpt(self) -> None:
+        checkpoint = read_checkpoint(self.teacher_ckpt, 'teacher_ckpt')
         try:
-            load_checkpoint(self.teacher, self.teacher_ckpt,
-                            map_location='cpu',
-                            strict=self.teacher_ckpt_strict,
-                            logger='current')
+            _load_checkpoint_to_model(self.teacher, checkpoint,
+                                      strict=self.teacher_ckpt_strict,
+                                      logger='current')
         except RuntimeError as err:
-            raise RuntimeError(
+            raise ValueError(
                 f'teacher_ckpt "{self.teacher_ckpt}" does not match the '
                 f'teacher model (set teacher_ckpt_strict=False to load it '
                 f'anyway): {err}') from err
@@ -222,8 +260,16 @@ class DistillationDetector(BaseDetector):
         print_log(f'DistillationDetector: student "{prefix}" initialised '
                   'from the teacher.', logger='current')
 
-    def _load_teacher_state(self, state_dict: dict, prefix: str, *args) -> None:
-        """Load-state pre-hook: route ``teacher.*`` keys to the teacher."""
+    def _route_checkpoint_keys(self, state_dict: dict, prefix: str,
+                               *args) -> None:
+        """Load-state pre-hook: send each checkpoint key where it belongs.
+
+        ``teacher.*`` keys load into the teacher. A checkpoint without
+        ``student.*`` keys is taken for a plain mmdet checkpoint of the
+        student (e.g. ``load_from`` or an exported student) and its keys
+        get the ``student.`` prefix. A checkpoint that matches no student
+        weight (by name and shape) raises a ValueError.
+        """
         teacher_prefix = prefix + 'teacher.'
         teacher_keys = [k for k in state_dict if k.startswith(teacher_prefix)]
         if teacher_keys:
@@ -231,6 +277,26 @@ class DistillationDetector(BaseDetector):
                 key[len(teacher_prefix):]: state_dict.pop(key)
                 for key in teacher_keys
             })
+        student_prefix = prefix + 'student.'
+        own_keys = [k for k in state_dict if k.startswith(prefix)]
+        if not any(k.startswith(student_prefix) for k in own_keys):
+            for key in own_keys:
+                state_dict[student_prefix + key[len(prefix):]] = \
+                    state_dict.pop(key)
+        student_state = self.student.state_dict(prefix=student_prefix)
+        matched = [
+            key for key, value in state_dict.items()
+            if key in student_state and getattr(value, 'shape', None) ==
+            student_state[key].shape
+        ]
+        if not matched:
+            examples = ', '.join(list(own_keys)[:3]) or 'none'
+            raise ValueError(
+                'DistillationDetector: the checkpoint matches no weight of '
+                f'the student ({type(self.student).__name__}), neither as a '
+                'DistillationDetector checkpoint ("student.*" keys) nor as a '
+                f'plain checkpoint of the student; its {len(own_keys)} keys '
+                f'start with: {examples}.')
 
     def _apply(self, fn, *args, **kwargs):
         """Apply ``to()``/``cuda()``/``half()``-style changes to the teacher
@@ -275,8 +341,7 @@ class DistillationDetector(BaseDetector):
             for (log_key, (s_feat, t_feat)), extra in zip(
                     pairs.items(), level_inputs):
                 losses[log_key] = self.distill_losses[log_key](
-                    s_feat, t_feat.to(s_feat.dtype), batch_data_samples,
-                    **extra)
+                    s_feat, t_feat, batch_data_samples, **extra)
         return losses
 
     def _shared_level_inputs(self, pairs: dict,
@@ -298,15 +363,21 @@ class DistillationDetector(BaseDetector):
     @torch.no_grad()
     def _teacher_features(self, batch_inputs: Tensor,
                           batch_data_samples: SampleList) -> dict:
-        """Run only the part of the teacher the terms need."""
-        autocast = nullcontext() if self.teacher_autocast is None else \
-            torch.autocast(batch_inputs.device.type,
-                           dtype=self.teacher_autocast)
+        """Run only the part of the teacher the terms need.
+
+        Returns:
+            dict[str, tuple[Tensor]]: Module path -> float32 levels.
+        """
+        autocast = teacher_autocast(batch_inputs.device.type,
+                                    self.teacher_autocast)
         with autocast, self._teacher_recorder.recording() as teacher_feats:
             _run_minimal_forward(self.teacher, self._teacher_paths,
-                                 self._teacher_renorm(batch_inputs),
+                                 self._teacher_renorm(batch_inputs.float()),
                                  batch_data_samples)
-        return teacher_feats
+        return {
+            path: tuple(feat.float() for feat in feats)
+            for path, feats in teacher_feats.items()
+        }
 
     def predict(self, batch_inputs: Tensor, batch_data_samples: SampleList,
                 rescale: bool = True) -> SampleList:
@@ -357,6 +428,7 @@ def _build_loss(term: DistillTerm, log_key: str, student_feat: Tensor,
             and not getattr(loss_cls, 'allows_spatial_mismatch', False)):
         raise ValueError(f'distill: spatial size mismatch in {where}; '
                          f'{loss_cls.__name__} needs equal sizes.')
+    _check_feature_loss_convention(loss_cls, log_key)
     loss_cfg = dict(term.loss_cfg)
     accepts_channels = 'student_channels' in inspect.signature(
         loss_cls.__init__).parameters
@@ -367,6 +439,48 @@ def _build_loss(term: DistillTerm, log_key: str, student_feat: Tensor,
         raise ValueError(f'distill: channel mismatch in {where}; '
                          f'{loss_cls.__name__} has no channel adapter.')
     return MODELS.build(loss_cfg)
+
+
+FEATURE_LOSS_ARGS = ('student_feat', 'teacher_feat', 'data_samples')
+
+
+def _check_feature_loss_convention(loss_cls: type, log_key: str) -> None:
+    """Refuse a loss that is not called as a feature loss.
+
+    A distill term calls ``loss(student_feat, teacher_feat, data_samples)``;
+    logit losses (``KDLoss``, ``LDLoss``) belong in a distilling head, and
+    mmdet's losses take ``(pred, target, weight, ...)``.
+    """
+    params = list(inspect.signature(loss_cls.forward).parameters)[1:4]
+    if tuple(params) != FEATURE_LOSS_ARGS:
+        raise ValueError(
+            f'distill: {loss_cls.__name__} cannot be used in a distill term '
+            f'({log_key}): a term calls its loss as loss(student_feat, '
+            f'teacher_feat, data_samples), but {loss_cls.__name__}.forward '
+            f'takes ({", ".join(params)}, ...). Feature losses: CWDLoss, '
+            'FGDLoss, MGDLoss, PKDLoss, FitNetLoss; logit losses are used '
+            'through a distilling head (e.g. LDGFLHead, DistillRoIHead).')
+
+
+def read_checkpoint(filename: str, what: str) -> dict:
+    """Load a checkpoint file, naming the file and the argument on failure.
+
+    Args:
+        filename (str): Path or URL.
+        what (str): The argument it came from, e.g. ``'teacher_ckpt'``.
+
+    Returns:
+        dict: The loaded checkpoint.
+    """
+    try:
+        return _load_checkpoint(filename, map_location='cpu')
+    except FileNotFoundError as err:
+        raise FileNotFoundError(f'{what} "{filename}" not found.') from err
+    except Exception as err:  # torch.load's errors vary with the damage
+        raise ValueError(
+            f'{what} "{filename}" cannot be read as a checkpoint (a '
+            f'truncated download, or not a torch checkpoint): '
+            f'{type(err).__name__}: {err}') from err
 
 
 def _autocast_dtype(name: Optional[str]) -> Optional[torch.dtype]:

@@ -3,9 +3,10 @@ from .feature_recorder import (FeatureRecorder, as_feature_tuple,
                                get_submodule_or_raise)
 from .model_config import resolve_model_config
 from .teacher_input_renorm import TeacherInputRenorm
-from .teacher_link import TeacherLinkMixin
+from .teacher_link import TeacherLinkMixin, teacher_autocast
 
 __all__ = [
     'FeatureRecorder', 'as_feature_tuple', 'get_submodule_or_raise',
-    'resolve_model_config', 'TeacherInputRenorm', 'TeacherLinkMixin'
+    'resolve_model_config', 'TeacherInputRenorm', 'TeacherLinkMixin',
+    'teacher_autocast'
 ]

@@ -1,6 +1,6 @@
 # Copyright (c) mmkd_plugin contributors.
 """Protocol for student modules that distil inside their own loss."""
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from typing import Iterator, Optional, Tuple
 
 import torch
@@ -65,8 +65,27 @@ class TeacherLinkMixin:
 
     @contextmanager
     def teacher_forward_context(self, device_type: str) -> Iterator[None]:
-        """``no_grad`` plus the detector's teacher autocast, if any."""
-        autocast = nullcontext() if self._teacher_autocast is None else \
-            torch.autocast(device_type, dtype=self._teacher_autocast)
-        with torch.no_grad(), autocast:
+        """``no_grad`` plus the detector's teacher precision.
+
+        The teacher runs under the detector's ``teacher_autocast`` if set,
+        else in float32 with autocast off (also under ``--amp``).
+        """
+        with torch.no_grad(), teacher_autocast(device_type,
+                                               self._teacher_autocast):
             yield
+
+
+def teacher_autocast(device_type: str,
+                     dtype: Optional[torch.dtype]) -> torch.autocast:
+    """Autocast context of a teacher forward: ``dtype``, or off if None.
+
+    Args:
+        device_type (str): ``'cuda'`` or ``'cpu'``.
+        dtype (torch.dtype, optional): Autocast dtype of the teacher.
+
+    Returns:
+        torch.autocast: The context manager.
+    """
+    if dtype is None:
+        return torch.autocast(device_type, enabled=False)
+    return torch.autocast(device_type, dtype=dtype)
