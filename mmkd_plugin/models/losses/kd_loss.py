@@ -58,10 +58,10 @@ class KDLoss(nn.Module):
     The KL is summed over the classes and averaged over the B samples (an
     empty batch gives 0); per-sample ``weight`` and an ``avg_factor`` in
     place of B may be given, as in mmdet's losses. Computes in float32
-    with autocast disabled (float64 inputs stay float64). With ``logit_standardization=True`` both logit
-    vectors are z-scored per sample (:func:`standardize_logits`) before the
-    division by T (Sun et al., CVPR 2024). No gradient flows into the
-    teacher logits.
+    with autocast disabled (float64 inputs stay float64). With
+    ``logit_standardization=True`` both logit vectors are z-scored per
+    sample (:func:`standardize_logits`) before the division by T (Sun et
+    al., CVPR 2024). No gradient flows into the teacher logits.
 
     Args:
         temperature (float): Softmax temperature T. Defaults to 4.
