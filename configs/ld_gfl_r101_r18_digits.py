@@ -16,7 +16,10 @@
 # (missed or misclassified digits): the box-side LD terms alone do not
 # help, classification KD does, and LD adds to it. One seed per row; the
 # GFL baseline's seed spread is large (59.8 / 45.2 / 60.7 val mAP over
-# seeds 0-2).
+# seeds 0-2). These rows were measured before the head followed the
+# authors' code in two places (classification KD averaged per FPN level,
+# VLR DIoU with the intersection over the anchor's area) and have not been
+# re-run since.
 #
 # Give the teacher's checkpoint (tools/demo.py does) with
 #   --cfg-options model.teacher_ckpt=work_dirs/<teacher>/iter_<n>.pth

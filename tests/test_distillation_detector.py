@@ -298,6 +298,7 @@ def test_export_student_round_trip(tmp_path):
 
 def test_fgd_masks_built_once_per_step_with_per_level_values(monkeypatch):
     from mmkd_plugin.models.losses import FGDLoss
+    from .test_feature_losses import ref_fgd_masks
     model, _ = build_detector(distill=[
         dict(student='neck', loss=dict(type='FGDLoss'))
     ])
@@ -306,8 +307,9 @@ def test_fgd_masks_built_once_per_step_with_per_level_values(monkeypatch):
     original = FGDLoss.shared_level_inputs
 
     def spy(data_samples, feat_hws):
-        calls.append(list(feat_hws))
-        return original(data_samples, feat_hws)
+        result = original(data_samples, feat_hws)
+        calls.append((list(feat_hws), result))
+        return result
 
     monkeypatch.setattr(FGDLoss, 'shared_level_inputs', staticmethod(spy))
     inputs, samples = make_batch()
@@ -320,13 +322,19 @@ def test_fgd_masks_built_once_per_step_with_per_level_values(monkeypatch):
     losses = model.loss(inputs, samples)
     for hook in hooks:
         hook.remove()
-    assert len(calls) == 1 and len(calls[0]) == 5
-    for level in range(5):
+    assert len(calls) == 1 and len(calls[0][0]) == 5
+    for level, (hw, shared) in enumerate(zip(*calls[0])):
+        # The masks of each level equal a per-box loop's for that level...
+        ref_fg, ref_bg = ref_fgd_masks(samples, hw)
+        fg, bg = shared['masks']
+        torch.testing.assert_close(fg, ref_fg.float())
+        torch.testing.assert_close(bg, ref_bg.float())
+        # ...and are the ones the level's loss used.
         key = f'loss_fgd_fpn{level}'
-        per_level = model.distill_losses[key](recorded['student'][level],
-                                              recorded['teacher'][level],
-                                              samples)
-        torch.testing.assert_close(losses[key], per_level)
+        expected = model.distill_losses[key](
+            recorded['student'][level], recorded['teacher'][level],
+            masks=(ref_fg.float(), ref_bg.float()))
+        torch.testing.assert_close(losses[key], expected)
 
 
 def test_training_without_teacher_ckpt_is_refused():

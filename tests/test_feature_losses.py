@@ -1,5 +1,6 @@
 # Copyright (c) mmkd_plugin contributors.
-"""Feature losses FGD, MGD, PKD and FitNet against independent references.
+"""Feature losses CWD, FGD, MGD, PKD and FitNet against independent
+references.
 
 Every reference below is written from the formulas in
 shared/reference/methods.md with plain loops / broadcasting and shares no
@@ -14,8 +15,8 @@ from mmdet.structures import DetDataSample
 from mmdet.structures.bbox import HorizontalBoxes
 from mmengine.structures import InstanceData
 
-from mmkd_plugin.models.losses import (FGDLoss, FitNetLoss, MGDLoss, PKDLoss,
-                                       fgd_masks)
+from mmkd_plugin.models.losses import (CWDLoss, FGDLoss, FitNetLoss,
+                                       MGDLoss, PKDLoss, fgd_masks)
 from mmkd_plugin.models.losses.fgd_loss import fgd_masks_multi
 
 RTOL = 1e-5
@@ -89,6 +90,8 @@ def ref_fgd_masks(samples, feat_hw):
             y1 = math.floor(box[1] / pad_h * h)
             x2 = math.ceil(box[2] / pad_w * w)
             y2 = math.ceil(box[3] / pad_h * h)
+            if x2 < x1 or y2 < y1:  # inverted: covers no cell
+                continue
             value = 1.0 / ((y2 - y1 + 1) * (x2 - x1 + 1))
             for y in range(max(y1, 0), min(y2, h - 1) + 1):
                 for x in range(max(x1, 0), min(x2, w - 1) + 1):
@@ -269,27 +272,26 @@ def test_fgd_masks_match_reference_more_layouts(specs):
     PADDED_SAMPLES, EDGE_SAMPLES, EQUAL_COUNT_SAMPLES, INVALID_SAMPLES
 ])
 @pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
-def test_fgd_masks_multi_equals_per_level(specs, dtype):
+def test_fgd_masks_multi_match_reference_per_level(specs, dtype):
     boxes = [ds.gt_instances.bboxes.to(dtype) for ds in build_samples(specs)]
     feat_hws = [(16, 26), FEAT_HW, (4, 7), (1, 1)]
     multi = fgd_masks_multi(boxes, PAD_HW, feat_hws)
     assert len(multi) == len(feat_hws)
     for hw, (fg, bg) in zip(feat_hws, multi):
-        one_fg, one_bg = fgd_masks(boxes, PAD_HW, hw)
         assert fg.dtype == dtype and fg.shape == (len(boxes), *hw)
-        assert torch.equal(fg, one_fg) and torch.equal(bg, one_bg)
-        if specs is not INVALID_SAMPLES:  # the reference divides by zero
-            ref_fg, ref_bg = ref_fgd_masks(build_samples(specs), hw)
-            assert_close(fg, ref_fg.to(dtype))
-            assert_close(bg, ref_bg.to(dtype))
+        ref_fg, ref_bg = ref_fgd_masks(build_samples(specs), hw)
+        assert_close(fg, ref_fg.to(dtype))
+        assert_close(bg, ref_bg.to(dtype))
 
 
 def test_fgd_masks_ignore_nan_boxes():
     # A box with a NaN coordinate covers nothing (it used to write NaN).
     boxes = torch.tensor([[8., 8., 60., 40.], [float('nan'), 0., 30., 30.]])
     fg, bg = fgd_masks([boxes], PAD_HW, FEAT_HW)
-    ref_fg, ref_bg = fgd_masks([boxes[:1]], PAD_HW, FEAT_HW)
-    assert torch.equal(fg, ref_fg) and torch.equal(bg, ref_bg)
+    ref_fg, ref_bg = ref_fgd_masks(
+        [make_sample(boxes[:1].tolist(), PAD_HW)], FEAT_HW)
+    assert_close(fg, ref_fg.float())
+    assert_close(bg, ref_bg.float())
 
 
 @pytest.mark.parametrize('specs', [PADDED_SAMPLES, EDGE_SAMPLES])
@@ -396,17 +398,22 @@ def test_mgd_mask_rate():
 
 
 # ------------------------------------------------------------ PKD tests
-def ref_pkd_norm(x):
+def ref_pkd_norm(x, unbiased=True):
+    """Per channel over (N, H, W): (x - mean) / (std + 1e-6), with the
+    sample (Bessel-corrected, the reference's ``Tensor.std``) or the
+    population standard deviation."""
     out = torch.empty_like(x)
     for c in range(x.shape[1]):
         vals = x[:, c]
-        mean = vals.sum() / vals.numel()
-        std = torch.sqrt(((vals - mean)**2).sum() / vals.numel())
+        count = vals.numel()
+        mean = vals.sum() / count
+        dof = count - 1 if unbiased else count
+        std = torch.sqrt(((vals - mean)**2).sum() / dof)
         out[:, c] = (vals - mean) / (std + 1e-6)
     return out
 
 
-def ref_pkd(student, teacher, weight, resize_stu):
+def ref_pkd(student, teacher, weight, resize_stu, unbiased=True):
     if student.shape[2:] != teacher.shape[2:]:
         if resize_stu:
             student = F.interpolate(student, teacher.shape[2:],
@@ -414,7 +421,7 @@ def ref_pkd(student, teacher, weight, resize_stu):
         else:
             teacher = F.interpolate(teacher, student.shape[2:],
                                     mode='bilinear', align_corners=False)
-    diff = ref_pkd_norm(student) - ref_pkd_norm(teacher)
+    diff = ref_pkd_norm(student, unbiased) - ref_pkd_norm(teacher, unbiased)
     return weight * (diff**2).sum() / diff.numel() / 2
 
 
@@ -432,6 +439,35 @@ def test_pkd_value_and_grads(s_hw, t_hw, resize_stu):
     check_value_and_grads(lambda: loss(student, teacher),
                           lambda: ref_pkd(student, teacher, 6.0, resize_stu),
                           student, [])
+
+
+@pytest.mark.parametrize('unbiased', [True, False])
+def test_pkd_sample_std_on_small_maps(unbiased):
+    """N*H*W = 6: the sample std is sqrt(6 / 5) times the population one,
+    so only the right one matches (the default is the reference's sample
+    std)."""
+    kwargs = {} if unbiased else dict(std_unbiased=False)
+    loss = PKDLoss(loss_weight=10.0, **kwargs)
+    gen = torch.Generator().manual_seed(5)
+    student = torch.randn(1, 4, 2, 3, generator=gen,
+                          dtype=torch.float64).requires_grad_()
+    teacher = torch.randn(1, 4, 2, 3, generator=gen, dtype=torch.float64)
+    check_value_and_grads(
+        lambda: loss(student, teacher),
+        lambda: ref_pkd(student, teacher, 10.0, True, unbiased), student, [])
+    other = ref_pkd(student, teacher, 10.0, True, not unbiased)
+    assert not torch.allclose(loss(student, teacher), other, rtol=1e-2)
+
+
+def test_pkd_single_value_per_channel_is_finite():
+    """One value per channel (N*H*W = 1) standardises to 0 whichever std:
+    the loss is 0, not the NaN of an undefined sample std."""
+    student = torch.randn(1, 4, 1, 1, dtype=torch.float64,
+                          requires_grad=True)
+    value = PKDLoss()(student, torch.randn(1, 4, 1, 1, dtype=torch.float64))
+    assert value.item() == 0.0
+    value.backward()
+    assert torch.isfinite(student.grad).all()
 
 
 def test_pkd_channel_mismatch_and_flag():
@@ -460,6 +496,48 @@ def test_fitnet_value_and_grads(channels):
 
     check_value_and_grads(lambda: loss(student, teacher), ref, student,
                           loss.parameters())
+
+
+# ------------------------------------------------------------ CWD tests
+def ref_cwd(loss, student, teacher):
+    """methods.md: p_c = softmax over H*W of x_c / tau for every (n, c);
+    loss_weight * tau^2 * sum p_T (log p_T - log p_S) / (N * C)."""
+    s = student
+    if isinstance(loss.align, torch.nn.Conv2d):
+        s = F.conv2d(student, loss.align.weight, loss.align.bias)
+    n, c = teacher.shape[:2]
+    tau = loss.tau
+    total = student.new_zeros(())
+    for i in range(n):
+        for k in range(c):
+            s_exp = torch.exp(s[i, k].reshape(-1) / tau)
+            t_exp = torch.exp(teacher[i, k].reshape(-1) / tau)
+            p_s = s_exp / s_exp.sum()
+            p_t = t_exp / t_exp.sum()
+            total = total + (p_t * (torch.log(p_t) - torch.log(p_s))).sum()
+    return loss.loss_weight * tau**2 * total / (n * c)
+
+
+@pytest.mark.parametrize('channels, tau, weight', [
+    ((6, 6), 1.0, 10.0),
+    ((4, 6), 2.5, 5.0),
+])
+def test_cwd_value_and_grads(channels, tau, weight):
+    kwargs = dict(student_channels=channels[0],
+                  teacher_channels=channels[1]) if channels[0] != channels[
+                      1] else {}
+    loss = CWDLoss(tau=tau, loss_weight=weight, **kwargs).double()
+    randomize(loss, seed=4)
+    student, teacher = feats(2, *channels, (5, 7), seed=6)
+    student.data.mul_(3)  # sharper distributions: KL well away from 0
+    value = check_value_and_grads(lambda: loss(student, teacher),
+                                  lambda: ref_cwd(loss, student, teacher),
+                                  student, loss.parameters())
+    assert value.dtype == torch.float64 and value > 0.1
+    # the teacher is a target only
+    teacher.requires_grad_()
+    assert torch.autograd.grad(loss(student, teacher), teacher,
+                               allow_unused=True)[0] is None
 
 
 # ------------------------------------------------------ shared behaviour
@@ -520,3 +598,34 @@ def test_channel_mismatch_without_adapter_raises():
         FitNetLoss()(s, t)
     assert '(2, 4, 8, 8)' in str(err.value)
     assert '(2, 6, 8, 8)' in str(err.value)
+
+
+FEATURE_LOSSES = {
+    'CWD': lambda: CWDLoss(6, 8, tau=2.0),
+    'FGD': lambda: FGDLoss(6, 8, alpha_fgd=1.0, beta_fgd=0.5,
+                           gamma_fgd=0.3, lambda_fgd=0.2),
+    'MGD': lambda: MGDLoss(6, 8, alpha_mgd=0.5),
+    'PKD': lambda: PKDLoss(loss_weight=6.0),
+    'FitNet': lambda: FitNetLoss(6, 8),
+}
+
+
+@pytest.mark.parametrize('name', sorted(FEATURE_LOSSES))
+def test_computes_in_float32_under_bf16_autocast(name):
+    """Inside CPU bfloat16 autocast, with bfloat16 inputs, every feature
+    loss returns the float32 value of the same inputs upcast (the align
+    conv included), computed outside autocast."""
+    loss = FEATURE_LOSSES[name]()
+    randomize(loss, seed=2)
+    c_s = 8 if name == 'PKD' else 6
+    gen = torch.Generator().manual_seed(9)
+    student = torch.randn(2, c_s, *FEAT_HW, generator=gen).bfloat16()
+    teacher = torch.randn(2, 8, *FEAT_HW, generator=gen).bfloat16()
+    samples = build_samples(PADDED_SAMPLES)
+    torch.manual_seed(0)
+    expected = loss(student.float(), teacher.float(), samples)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        torch.manual_seed(0)
+        value = loss(student, teacher, samples)
+    assert value.dtype == torch.float32
+    torch.testing.assert_close(value, expected, rtol=1e-6, atol=0)

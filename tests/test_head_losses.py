@@ -217,8 +217,10 @@ def test_dkd_rejects_bad_labels():
 
 
 # --------------------------------------------------------------- VLR
-def ref_iou_diou(box, gts):
-    """IoU and DIoU of one box with every gt, from the definitions."""
+def ref_iou_diou(box, gts, overlap='iou'):
+    """IoU and DIoU of one box with every gt, from the definitions; with
+    ``overlap='iof'`` the DIoU's IoU is replaced by the intersection over
+    the box's own area (the LD authors' ``bbox_overlaps(mode='diou')``)."""
     ious, dious = [], []
     for gt in gts:
         iw = (torch.min(box[2], gt[2]) - torch.max(box[0], gt[0])).clamp(min=0)
@@ -227,15 +229,18 @@ def ref_iou_diou(box, gts):
         union = ((box[2] - box[0]) * (box[3] - box[1]) +
                  (gt[2] - gt[0]) * (gt[3] - gt[1]) - inter)
         iou = inter / union
+        iof = inter / ((box[2] - box[0]) * (box[3] - box[1]))
         dist2 = ((box[:2] + box[2:]) / 2 - (gt[:2] + gt[2:]) / 2).pow(2).sum()
         cw = torch.max(box[2], gt[2]) - torch.min(box[0], gt[0])
         ch = torch.max(box[3], gt[3]) - torch.min(box[1], gt[1])
         ious.append(iou)
-        dious.append(iou - dist2 / (cw**2 + ch**2))
+        dious.append((iof if overlap == 'iof' else iou) - dist2 /
+                     (cw**2 + ch**2))
     return torch.stack(ious), torch.stack(dious)
 
 
-def test_vlr_weights_match_definition():
+@pytest.mark.parametrize('overlap', ['iou', 'iof'])
+def test_vlr_weights_match_definition(overlap):
     gen = torch.Generator().manual_seed(3)
     levels = [40, 25, 10]
     sizes = [16.0, 32.0, 64.0]
@@ -249,9 +254,10 @@ def test_vlr_weights_match_definition():
                                               dtype=DTYPE) * 40], 1)
     assigner = ATSSAssigner(topk=5)
     ours = vlr_weights(priors, levels, gts, topk=5,
-                       iou_calculator=assigner.iou_calculator)
+                       iou_calculator=assigner.iou_calculator,
+                       diou_overlap=overlap)
 
-    pair = [ref_iou_diou(p, gts) for p in priors]
+    pair = [ref_iou_diou(p, gts, overlap) for p in priors]
     iou = torch.stack([p[0] for p in pair])
     diou = torch.stack([p[1] for p in pair])
     centres = (priors[:, :2] + priors[:, 2:]) / 2
@@ -272,6 +278,10 @@ def test_vlr_weights_match_definition():
                 expected[a] = max(expected[a], iou[a, g])
     torch.testing.assert_close(ours, expected, rtol=1e-6, atol=1e-6)
     assert (ours > 0).sum() >= 3
+    other = vlr_weights(priors, levels, gts, topk=5,
+                        iou_calculator=assigner.iou_calculator,
+                        diou_overlap='iof' if overlap == 'iou' else 'iou')
+    assert not torch.equal(ours > 0, other > 0)
 
     # The thresholds are the assigner's: its positives reach them.
     result = assigner.assign(
@@ -282,6 +292,111 @@ def test_vlr_weights_match_definition():
     for a in pos:
         g = result.gt_inds[a] - 1
         assert iou[a, g] >= thresholds[g] - 1e-9
+
+
+# ------------------------------------------------ LD classification KD
+NUM_CLS = 5
+LEVEL_HW = [(6, 5), (3, 3), (2, 2)]
+
+
+def tiny_ld_head(loss_kd_cls, **kwargs):
+    """An LDGFLHead with classification KD only (no assigner needed)."""
+    return MODELS.build(dict(
+        type='LDGFLHead', num_classes=NUM_CLS, in_channels=4,
+        feat_channels=4, stacked_convs=1, reg_max=3,
+        norm_cfg=dict(type='GN', num_groups=2, requires_grad=True),
+        anchor_generator=dict(type='AnchorGenerator', ratios=[1.0],
+                              octave_base_scale=8, scales_per_octave=1,
+                              strides=[8, 16, 32]),
+        loss_ld=None, loss_kd_cls=loss_kd_cls, **kwargs))
+
+
+def head_outputs(seed, num_images=2):
+    """Per-level student / teacher maps and labels: level 0 has several
+    positives per image, level 1 one, level 2 none."""
+    gen = torch.Generator().manual_seed(seed)
+
+    def maps(channels):
+        return [torch.randn(num_images, channels, h, w, generator=gen,
+                            dtype=DTYPE) * 3 for h, w in LEVEL_HW]
+
+    s_cls = [m.requires_grad_() for m in maps(NUM_CLS)]
+    t_cls = maps(NUM_CLS)
+    s_reg, t_reg = maps(16), maps(16)
+    labels = []
+    for level, (h, w) in enumerate(LEVEL_HW):
+        lab = torch.full((num_images, h * w), NUM_CLS, dtype=torch.long)
+        if level == 0:
+            lab[0, [1, 4, 7, 20]] = torch.tensor([0, 3, 3, 1])
+            lab[1, [0, 29]] = torch.tensor([4, 2])
+        elif level == 1:
+            lab[1, 5] = 2
+        labels.append(lab)
+    return s_cls, s_reg, t_cls, t_reg, labels
+
+
+def ref_cls_kd(s_cls, t_cls, labels, temp, loss_weight, class_mean,
+               per_level):
+    """The authors' LD head: per level, sum over its positives of the
+    T^2-scaled KL (averaged over the classes by their KD loss) divided by
+    that level's positive count; the levels are summed. ``per_level=False``
+    divides the sum over all levels by the total count instead."""
+    level_sums, level_counts = [], []
+    for s_map, t_map, lab in zip(s_cls, t_cls, labels):
+        total, count = s_map.new_zeros(()), 0
+        for i in range(s_map.shape[0]):
+            s_rows = s_map[i].reshape(NUM_CLS, -1).t()
+            t_rows = t_map[i].reshape(NUM_CLS, -1).t()
+            for loc, label in enumerate(lab[i].tolist()):
+                if not 0 <= label < NUM_CLS:
+                    continue
+                p_s = torch.softmax(s_rows[loc] / temp, 0)
+                p_t = torch.softmax(t_rows[loc] / temp, 0)
+                kl = (p_t * (p_t.log() - p_s.log())).sum() * temp**2
+                total = total + (kl / NUM_CLS if class_mean else kl)
+                count += 1
+        level_sums.append(total)
+        level_counts.append(count)
+    if per_level:
+        return loss_weight * sum(
+            total / count for total, count in zip(level_sums, level_counts)
+            if count > 0)
+    return loss_weight * sum(level_sums) / sum(level_counts)
+
+
+LD_CLS_KD = dict(type='LDLoss', temperature=2.0, loss_weight=10.0,
+                 normalize='num_pos', divisor=1.0)
+KD_CLS_KD = dict(type='KDLoss', temperature=2.0, loss_weight=3.0)
+
+
+@pytest.mark.parametrize('normalize', ['per_level', 'global', None])
+@pytest.mark.parametrize('loss_cfg', [LD_CLS_KD, KD_CLS_KD])
+def test_ld_head_cls_kd_normalisation(loss_cfg, normalize):
+    """loss_kd_cls equals a loop over levels and positives written from the
+    authors' per-level definition (default), or the global mean."""
+    kwargs = {} if normalize is None else dict(cls_kd_normalize=normalize)
+    head = tiny_ld_head(loss_cfg, **kwargs).double()
+    s_cls, s_reg, t_cls, t_reg, labels = head_outputs(seed=7)
+    ours = head._distill_losses(s_cls, s_reg, t_cls, t_reg,
+                                dict(labels=labels))['loss_kd_cls']
+    class_mean = loss_cfg['type'] == 'LDLoss'
+    ref = ref_cls_kd(s_cls, t_cls, labels, 2.0, loss_cfg['loss_weight'],
+                     class_mean, per_level=normalize != 'global')
+    assert_value_and_grad(ours, ref, s_cls[:2])
+    # level 2 has no positive: nothing reaches it
+    grad, = torch.autograd.grad(ours, s_cls[2], retain_graph=True,
+                                allow_unused=True)
+    assert grad is None or not grad.any()
+    other = ref_cls_kd(s_cls, t_cls, labels, 2.0, loss_cfg['loss_weight'],
+                       class_mean, per_level=normalize == 'global')
+    assert not torch.allclose(ours, other, rtol=1e-2)
+
+
+def test_ld_head_cls_kd_options_checked():
+    with pytest.raises(ValueError, match='cls_kd_normalize'):
+        tiny_ld_head(LD_CLS_KD, cls_kd_normalize='per_image')
+    with pytest.raises(ValueError, match='LDLoss or a KDLoss'):
+        tiny_ld_head(dict(type='DKDLoss'))
 
 
 # --------------------------------------------------------------- models
@@ -336,6 +451,26 @@ def test_config_train_step(built, cfg_name):
     total.backward()
     assert all(p.grad is None for p in model.teacher.parameters())
     assert all(not p.requires_grad for p in model.teacher.parameters())
+
+
+def test_ld_r50_config_matches_the_authors(built):
+    """configs/ld_gfl_r101_r50.py against the authors' R50 setting
+    (HikariTJU/LD configs/ld/ld_r50_gflv1_r101_fpn_coco_1x.py and their
+    LDHead): main LD and VLR LD T 10, weight 0.25, / 4 and / 16; KD T 2,
+    weight 10, KL averaged over the classes, per FPN level; VLR DIoU with
+    their intersection-over-anchor overlap; 2 images per GPU."""
+    model, cfg = built('ld_gfl_r101_r50.py')
+    head = model.student.bbox_head
+    assert head.cls_kd_normalize == 'per_level'
+    assert head.vlr_diou_overlap == 'iof'
+    for loss, divisor in ((head.loss_ld, 4), (head.loss_ld_vlr, 16)):
+        assert isinstance(loss, LDLoss) and loss.bin_reduction == 'mean'
+        assert (loss.temperature, loss.loss_weight, loss.divisor,
+                loss.normalize) == (10, 0.25, divisor, 'constant')
+    kd = head.loss_kd_cls
+    assert isinstance(kd, LDLoss) and kd.bin_reduction == 'mean'
+    assert (kd.temperature, kd.loss_weight, kd.divisor) == (2, 10, 1)
+    assert cfg.train_dataloader.batch_size == 2
 
 
 @pytest.mark.parametrize('cfg_name, key', [
@@ -490,3 +625,36 @@ def test_roi_head_refuses_incompatible_teacher(teacher, messages):
         build_with_teacher('dkd_faster-rcnn_r101_r18.py', teacher)
     for message in messages:
         assert message in str(err.value), str(err.value)
+
+
+# --------------------------------------------------------------- precision
+LOGIT_LOSSES = {
+    'KD': (lambda: KDLoss(temperature=2.0), ()),
+    'KD-standardised': (
+        lambda: KDLoss(temperature=2.0, logit_standardization=True), ()),
+    'DKD': (lambda: DKDLoss(beta=2.0, temperature=2.0), ('labels', )),
+    'LD': (lambda: LDLoss(normalize='num_pos'), ('weight', 'num_pos')),
+}
+
+
+@pytest.mark.parametrize('name', sorted(LOGIT_LOSSES))
+def test_logit_loss_in_float32_under_bf16_autocast(name):
+    """Inside CPU bfloat16 autocast, with bfloat16 logits, every logit loss
+    returns the float32 value of the same logits upcast, computed outside
+    autocast."""
+    build, extra = LOGIT_LOSSES[name]
+    loss = build()
+    gen = torch.Generator().manual_seed(11)
+    shape = (7, 4, 17) if name == 'LD' else (7, 9)
+    student = (torch.randn(*shape, generator=gen) * 3).bfloat16()
+    teacher = (torch.randn(*shape, generator=gen) * 3).bfloat16()
+    args = dict(labels=torch.randint(0, 9, (7, ), generator=gen),
+                weight=torch.rand(7, generator=gen).bfloat16(), num_pos=5)
+    kwargs = {key: args[key] for key in extra}
+    expected = loss(student.float(), teacher.float(), **{
+        key: value.float() if key == 'weight' else value
+        for key, value in kwargs.items()})
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        value = loss(student, teacher, **kwargs)
+    assert value.dtype == torch.float32
+    torch.testing.assert_close(value, expected, rtol=1e-6, atol=0)

@@ -20,13 +20,19 @@ from mmdet.utils import (InstanceList, OptConfigType, OptInstanceList,
 from mmengine.structures import InstanceData
 from torch import Tensor
 
+from ..losses.kd_loss import KDLoss
 from ..losses.ld_loss import LDLoss
 from ..utils import TeacherLinkMixin
 
 _INF = 1e8
+_CLS_KD_NORMALIZE = ('per_level', 'global')
+_VLR_OVERLAPS = ('iof', 'iou')
 
 
-def pairwise_diou(boxes1: Tensor, boxes2: Tensor, eps: float = 1e-6) -> Tensor:
+def pairwise_diou(boxes1: Tensor,
+                  boxes2: Tensor,
+                  eps: float = 1e-6,
+                  overlap: str = 'iou') -> Tensor:
     """Distance-IoU of every box pair: IoU - d^2 / c^2.
 
     ``d`` is the distance between the two centres and ``c`` the diagonal of
@@ -36,11 +42,16 @@ def pairwise_diou(boxes1: Tensor, boxes2: Tensor, eps: float = 1e-6) -> Tensor:
         boxes1 (Tensor): Boxes (A, 4), ``xyxy``.
         boxes2 (Tensor): Boxes (G, 4), ``xyxy``.
         eps (float): Stabiliser of the IoU and of ``c^2``.
+        overlap (str): ``'iou'`` for the DIoU of the definition, or
+            ``'iof'``: the intersection over the area of ``boxes1`` in place
+            of the IoU, as the LD authors' ``bbox_overlaps(mode='diou')``
+            computes it (it divides by the first box's area, not the
+            union).
 
     Returns:
         Tensor: DIoU matrix (A, G), in (-1, 1].
     """
-    iou = bbox_overlaps(boxes1, boxes2, eps=eps)
+    iou = bbox_overlaps(boxes1, boxes2, mode=overlap, eps=eps)
     centers1 = (boxes1[:, :2] + boxes1[:, 2:]) / 2
     centers2 = (boxes2[:, :2] + boxes2[:, 2:]) / 2
     center_dist2 = (centers1[:, None] - centers2[None]).pow(2).sum(-1)
@@ -93,7 +104,8 @@ def vlr_weights(priors: Tensor,
                 iou_calculator,
                 low_ratio: float = 0.25,
                 ignore_bboxes: Optional[Tensor] = None,
-                ignore_iof_thr: float = -1.0) -> Tensor:
+                ignore_iof_thr: float = -1.0,
+                diou_overlap: str = 'iou') -> Tensor:
     """Valuable-localization-region weight of every prior (0 outside).
 
     A prior is in the VLR of a gt when its DIoU with the gt lies in
@@ -112,6 +124,8 @@ def vlr_weights(priors: Tensor,
             Defaults to 0.25.
         ignore_bboxes (Tensor, optional): Ignored gt boxes.
         ignore_iof_thr (float): The assigner's ``ignore_iof_thr``.
+        diou_overlap (str): ``overlap`` of :func:`pairwise_diou`: ``'iou'``
+            (the definition) or ``'iof'`` (the authors' code).
 
     Returns:
         Tensor: Weights (A, ), 0 for priors outside every VLR.
@@ -128,7 +142,7 @@ def vlr_weights(priors: Tensor,
             > ignore_iof_thr
     thresholds = atss_iou_thresholds(priors, num_level_priors, gt_bboxes,
                                      overlaps, topk, ignore_mask)
-    diou = pairwise_diou(priors, gt_bboxes)
+    diou = pairwise_diou(priors, gt_bboxes, overlap=diou_overlap)
     in_vlr = (diou >= low_ratio * thresholds) & (diou < thresholds)
     return overlaps.masked_fill(~in_vlr, 0).max(dim=1).values
 
@@ -184,23 +198,38 @@ class LDGFLHead(TeacherLinkMixin, GFLHead):
       2. An anchor (only anchors inside the image, as the assigner sees
          them) is in the VLR of ``g`` when ``vlr_low_ratio * thr[g] <=
          DIoU(anchor, g) < thr[g]``, DIoU being computed on the anchor box
-         (IoU minus squared centre distance over squared diagonal of the
-         enclosing box). Positives are not excluded.
+         (overlap minus squared centre distance over squared diagonal of
+         the enclosing box). The overlap is, as in the authors' code, the
+         intersection over the anchor's area (their ``bbox_overlaps`` in
+         ``'diou'`` mode divides by it instead of the union);
+         ``vlr_diou_overlap='iou'`` uses the IoU of the DIoU definition.
+         Positives are not excluded.
       3. Its weight is its IoU with the VLR gt of highest IoU; anchors in no
          VLR get 0 and are skipped.
 
       The authors' VLR loss divides by 16 rather than 4: set
       ``divisor=16`` in the loss config to match them.
     - ``loss_kd_cls``: classification KD on the positives between the
-      student's and the teacher's class logits, normalised by the number of
-      positives. With :class:`KDLoss` (softmax KL summed over classes,
-      averaged over the positives of the batch) or with an
-      :class:`LDLoss` (``normalize='num_pos'``), which averages the KL over
-      the classes as the reference's KD loss does.
+      student's and the teacher's class logits. With an :class:`LDLoss`
+      (softmax KL averaged over the classes, as the reference's KD loss
+      does) or with :class:`KDLoss` (KL summed over the classes).
+      ``cls_kd_normalize`` sets the normaliser:
 
-    ``num_pos`` for ``LDLoss(normalize='num_pos')`` is the number of
-    locations the term covers (positives, or VLR locations), averaged over
-    processes.
+      - ``'per_level'`` (default, the authors' code): each FPN level's
+        positives are averaged on their own and the level means are summed,
+        ``sum_l sum_{i in pos_l} kl_i / |pos_l|`` (a level without
+        positives adds 0). ``|pos_l|`` is averaged over processes (at least
+        1), as mmdet's heads do with their positive counts; on one process
+        it is the authors' per-level count. The loss's own ``normalize`` /
+        ``divisor`` then only apply ``divisor`` (keep it 1).
+      - ``'global'``: the sum over all levels' positives divided by their
+        total count: ``LDLoss(normalize='num_pos')`` gets the count
+        averaged over processes; ``KDLoss`` averages over the positives of
+        its process.
+
+    ``num_pos`` for the main and VLR ``LDLoss(normalize='num_pos')`` is the
+    number of locations the term covers (positives, or VLR locations),
+    averaged over processes.
 
     Args:
         num_classes (int): Number of classes.
@@ -211,9 +240,16 @@ class LDGFLHead(TeacherLinkMixin, GFLHead):
         loss_ld_vlr (dict, optional): VLR LD loss config, logged as
             ``loss_ld_vlr``. Defaults to None (off).
         loss_kd_cls (dict, optional): Classification KD config, logged as
-            ``loss_kd_cls``. Defaults to None (off).
+            ``loss_kd_cls``: an :class:`LDLoss` or a :class:`KDLoss`.
+            Defaults to None (off).
+        cls_kd_normalize (str): ``'per_level'`` (the authors') or
+            ``'global'``, see above. Defaults to ``'per_level'``.
         vlr_low_ratio (float): Lower DIoU bound of the VLR as a fraction of
             the ATSS threshold. Defaults to 0.25.
+        vlr_diou_overlap (str): ``'iof'`` (default, the authors' code: the
+            anchor's intersection with the gt over the anchor's area in
+            place of the IoU in the DIoU) or ``'iou'`` (the DIoU as
+            defined).
         **kwargs: :class:`GFLHead` arguments.
     """
 
@@ -224,7 +260,9 @@ class LDGFLHead(TeacherLinkMixin, GFLHead):
                      type='LDLoss', temperature=10.0, loss_weight=0.25),
                  loss_ld_vlr: OptConfigType = None,
                  loss_kd_cls: OptConfigType = None,
+                 cls_kd_normalize: str = 'per_level',
                  vlr_low_ratio: float = 0.25,
+                 vlr_diou_overlap: str = 'iof',
                  **kwargs) -> None:
         super().__init__(
             num_classes=num_classes, in_channels=in_channels, **kwargs)
@@ -236,10 +274,23 @@ class LDGFLHead(TeacherLinkMixin, GFLHead):
             raise ValueError('LDGFLHead: loss_ld, loss_ld_vlr and loss_kd_cls '
                              'are all None; use GFLHead for no head '
                              'distillation.')
+        if cls_kd_normalize not in _CLS_KD_NORMALIZE:
+            raise ValueError('LDGFLHead: cls_kd_normalize must be one of '
+                             f'{_CLS_KD_NORMALIZE}, got {cls_kd_normalize!r}.')
+        if self.loss_kd_cls is not None and \
+                not isinstance(self.loss_kd_cls, (LDLoss, KDLoss)):
+            raise ValueError(
+                'LDGFLHead: loss_kd_cls must be an LDLoss or a KDLoss, got '
+                f'{type(self.loss_kd_cls).__name__}.')
+        self.cls_kd_normalize = cls_kd_normalize
         if not 0 <= vlr_low_ratio < 1:
             raise ValueError('LDGFLHead: vlr_low_ratio must lie in [0, 1), '
                              f'got {vlr_low_ratio}.')
         self.vlr_low_ratio = vlr_low_ratio
+        if vlr_diou_overlap not in _VLR_OVERLAPS:
+            raise ValueError('LDGFLHead: vlr_diou_overlap must be one of '
+                             f'{_VLR_OVERLAPS}, got {vlr_diou_overlap!r}.')
+        self.vlr_diou_overlap = vlr_diou_overlap
         if self.loss_ld_vlr is not None and self.train_cfg and (
                 not isinstance(self.assigner, ATSSAssigner)
                 or self.assigner.alpha is not None):
@@ -392,6 +443,7 @@ class LDGFLHead(TeacherLinkMixin, GFLHead):
             topk=self.assigner.topk,
             iou_calculator=self.assigner.iou_calculator,
             low_ratio=self.vlr_low_ratio,
+            diou_overlap=self.vlr_diou_overlap,
             ignore_bboxes=ignore_bboxes,
             ignore_iof_thr=self.assigner.ignore_iof_thr)
         return unmap(weights, flat_anchors.size(0), inside)
@@ -423,13 +475,48 @@ class LDGFLHead(TeacherLinkMixin, GFLHead):
                 s_reg[vlr], t_reg[vlr], weight=weights[vlr],
                 num_pos=_global_count(vlr))
         if self.loss_kd_cls is not None:
-            if isinstance(self.loss_kd_cls, LDLoss):
-                losses['loss_kd_cls'] = self.loss_kd_cls(
-                    s_cls[pos], t_cls[pos], num_pos=num_pos)
-            else:
-                losses['loss_kd_cls'] = self.loss_kd_cls(
-                    s_cls[pos], t_cls[pos])
+            losses['loss_kd_cls'] = self._cls_kd_loss(
+                s_cls[pos], t_cls[pos], pos, num_pos,
+                [m.numel() // m.shape[1] for m in cls_scores])
         return losses
+
+    def _cls_kd_loss(self, s_logits: Tensor, t_logits: Tensor, pos: Tensor,
+                     num_pos: Tensor, level_sizes: List[int]) -> Tensor:
+        """Classification KD on the positives, normalised as
+        :attr:`cls_kd_normalize` says.
+
+        Args:
+            s_logits (Tensor): Student class logits of the positives (P, C).
+            t_logits (Tensor): Teacher class logits of the positives (P, C).
+            pos (Tensor): Flat indices (P, ) of the positives over all
+                levels (level-major, as :func:`_flatten_levels` orders them).
+            num_pos (Tensor): Positives of all levels, averaged over
+                processes, at least 1.
+            level_sizes (list[int]): Locations (N*H*W) of each level.
+
+        Returns:
+            Tensor: Scalar loss.
+        """
+        if self.cls_kd_normalize == 'global':
+            if isinstance(self.loss_kd_cls, LDLoss):
+                return self.loss_kd_cls(s_logits, t_logits, num_pos=num_pos)
+            return self.loss_kd_cls(s_logits, t_logits)
+        level_of_location = torch.cat([
+            pos.new_full((size, ), level)
+            for level, size in enumerate(level_sizes)
+        ])
+        pos_level = level_of_location[pos]
+        counts = s_logits.new_zeros(
+            len(level_sizes),
+            dtype=torch.promote_types(s_logits.dtype, torch.float32))
+        counts.index_add_(0, pos_level, counts.new_ones(pos_level.shape))
+        counts = reduce_mean(counts).clamp(min=1)
+        weight = counts.reciprocal()[pos_level]
+        if isinstance(self.loss_kd_cls, LDLoss):
+            return self.loss_kd_cls(
+                s_logits, t_logits, weight=weight, num_pos=1.0)
+        return self.loss_kd_cls(
+            s_logits, t_logits, weight=weight, avg_factor=1.0)
 
 
 def _global_count(indices: Tensor) -> Tensor:

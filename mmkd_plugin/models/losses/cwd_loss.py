@@ -12,6 +12,7 @@ from mmdet.registry import MODELS
 from torch import Tensor
 
 from .channel_align import build_channel_align
+from .precision import full_precision
 from .shape_check import check_feature_pair
 
 
@@ -25,6 +26,9 @@ class CWDLoss(nn.Module):
     teacher-entropy term:
 
         loss = loss_weight * tau^2 * sum_{n,c,i} p_T (log p_T - log p_S) / (N*C)
+
+    The teacher feature is detached. The align conv and the loss run in
+    float32 with autocast disabled (float64 inputs stay float64).
 
     Args:
         student_channels (int, optional): Student channels. With
@@ -66,13 +70,14 @@ class CWDLoss(nn.Module):
         Returns:
             Tensor: Scalar loss.
         """
-        student_feat = self.align(student_feat)
-        check_feature_pair('CWDLoss', student_feat, teacher_feat)
-        num_images, num_channels = teacher_feat.shape[:2]
-        log_p_s = F.log_softmax(
-            student_feat.flatten(2).float() / self.tau, dim=2)
-        log_p_t = F.log_softmax(
-            teacher_feat.flatten(2).float() / self.tau, dim=2)
-        kl_sum = F.kl_div(log_p_s, log_p_t, reduction='sum', log_target=True)
+        with full_precision(student_feat) as dtype:
+            student = self.align(student_feat.to(dtype))
+            teacher = teacher_feat.detach().to(dtype)
+            check_feature_pair('CWDLoss', student, teacher)
+            num_images, num_channels = teacher.shape[:2]
+            log_p_s = F.log_softmax(student.flatten(2) / self.tau, dim=2)
+            log_p_t = F.log_softmax(teacher.flatten(2) / self.tau, dim=2)
+            kl_sum = F.kl_div(log_p_s, log_p_t, reduction='sum',
+                              log_target=True)
         return self.loss_weight * self.tau**2 * kl_sum / (
             num_images * num_channels)

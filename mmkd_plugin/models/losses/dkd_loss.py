@@ -15,7 +15,8 @@ import torch.nn.functional as F
 from mmdet.registry import MODELS
 from torch import Tensor
 
-from .kd_loss import as_float, check_logits, standardize_logits
+from .kd_loss import check_logits, standardize_logits
+from .precision import full_precision
 
 # Subtracted from the (temperature-scaled) target logit to drop it from the
 # non-target distribution, as in the reference implementation.
@@ -102,13 +103,21 @@ class DKDLoss(nn.Module):
             raise ValueError(f'DKDLoss: labels must lie in [0, {num_classes})'
                              f', got [{int(labels.min())}, '
                              f'{int(labels.max())}].')
-        z_s = as_float(student_logits)
-        z_t = teacher_logits.detach().to(z_s.dtype)
+        with full_precision(student_logits) as dtype:
+            tckd, nckd = self._kl_terms(student_logits.to(dtype),
+                                        teacher_logits.detach().to(dtype),
+                                        labels)
+        scale = self.temperature**2 / max(num_samples, 1)
+        return self.loss_weight * scale * (self.alpha * tckd +
+                                           self.beta * nckd)
+
+    def _kl_terms(self, z_s: Tensor, z_t: Tensor, labels: Tensor) -> tuple:
+        """Summed TCKD and NCKD KL divergences (before T^2 / B)."""
+        num_classes = z_s.shape[1]
         if self.logit_standardization:
             z_s, z_t = standardize_logits(z_s), standardize_logits(z_t)
         z_s, z_t = z_s / self.temperature, z_t / self.temperature
         gt_mask = F.one_hot(labels.long(), num_classes).bool()
-
         tckd = F.kl_div(_binary_log_probs(z_s, gt_mask),
                         _binary_log_probs(z_t, gt_mask),
                         reduction='sum', log_target=True)
@@ -116,6 +125,4 @@ class DKDLoss(nn.Module):
         nckd = F.kl_div(F.log_softmax(z_s - mask_shift, dim=1),
                         F.log_softmax(z_t - mask_shift, dim=1),
                         reduction='sum', log_target=True)
-        scale = self.temperature**2 / max(num_samples, 1)
-        return self.loss_weight * scale * (self.alpha * tckd +
-                                           self.beta * nckd)
+        return tckd, nckd

@@ -7,11 +7,14 @@ Learning Workshop 2015. https://arxiv.org/abs/1503.02531
 Optional logit standardisation from Sun et al., "Logit Standardization in
 Knowledge Distillation", CVPR 2024. https://arxiv.org/abs/2403.01427
 """
-import torch
+from typing import Optional
+
 import torch.nn as nn
 import torch.nn.functional as F
 from mmdet.registry import MODELS
 from torch import Tensor
+
+from .precision import full_precision
 
 STANDARDIZE_EPS = 1e-7
 
@@ -34,11 +37,6 @@ def standardize_logits(logits: Tensor, eps: float = STANDARDIZE_EPS) -> Tensor:
     return (logits - mean) / (std + eps)
 
 
-def as_float(logits: Tensor) -> Tensor:
-    """Cast half-precision logits to float32 (float64 stays float64)."""
-    return logits.to(torch.promote_types(logits.dtype, torch.float32))
-
-
 def check_logits(name: str, student_logits: Tensor,
                  teacher_logits: Tensor) -> None:
     """Raise a ValueError naming both shapes unless both are equal (B, C)."""
@@ -58,10 +56,12 @@ class KDLoss(nn.Module):
                                                || softmax(z_S[b] / T))
 
     The KL is summed over the classes and averaged over the B samples (an
-    empty batch gives 0). With ``logit_standardization=True`` both logit
-    vectors are z-scored per sample (:func:`standardize_logits`) before the
-    division by T (Sun et al., CVPR 2024). No gradient flows into the
-    teacher logits.
+    empty batch gives 0); per-sample ``weight`` and an ``avg_factor`` in
+    place of B may be given, as in mmdet's losses. Computes in float32
+    with autocast disabled (float64 inputs stay float64). With
+    ``logit_standardization=True`` both logit vectors are z-scored per
+    sample (:func:`standardize_logits`) before the division by T (Sun et
+    al., CVPR 2024). No gradient flows into the teacher logits.
 
     Args:
         temperature (float): Softmax temperature T. Defaults to 4.
@@ -82,25 +82,37 @@ class KDLoss(nn.Module):
         self.loss_weight = loss_weight
         self.logit_standardization = logit_standardization
 
-    def forward(self, student_logits: Tensor,
-                teacher_logits: Tensor) -> Tensor:
+    def forward(self,
+                student_logits: Tensor,
+                teacher_logits: Tensor,
+                weight: Optional[Tensor] = None,
+                avg_factor: Optional[float] = None) -> Tensor:
         """Compute the loss.
 
         Args:
             student_logits (Tensor): Student logits (B, C).
             teacher_logits (Tensor): Teacher logits (B, C).
+            weight (Tensor, optional): Per-sample weights (B, ) of the KL
+                terms. Defaults to all ones.
+            avg_factor (float, optional): Divides the weighted sum instead
+                of B (mmdet's convention). Defaults to B (at least 1).
 
         Returns:
             Tensor: Scalar loss.
         """
         check_logits('KDLoss', student_logits, teacher_logits)
-        z_s = as_float(student_logits)
-        z_t = teacher_logits.detach().to(z_s.dtype)
-        if self.logit_standardization:
-            z_s, z_t = standardize_logits(z_s), standardize_logits(z_t)
-        temp = self.temperature
-        log_p_s = F.log_softmax(z_s / temp, dim=1)
-        log_p_t = F.log_softmax(z_t / temp, dim=1)
-        kl_sum = F.kl_div(log_p_s, log_p_t, reduction='sum', log_target=True)
-        num_samples = max(student_logits.shape[0], 1)
-        return self.loss_weight * temp**2 * kl_sum / num_samples
+        with full_precision(student_logits) as dtype:
+            z_s = student_logits.to(dtype)
+            z_t = teacher_logits.detach().to(dtype)
+            if self.logit_standardization:
+                z_s, z_t = standardize_logits(z_s), standardize_logits(z_t)
+            temp = self.temperature
+            log_p_s = F.log_softmax(z_s / temp, dim=1)
+            log_p_t = F.log_softmax(z_t / temp, dim=1)
+            kl = F.kl_div(log_p_s, log_p_t, reduction='none',
+                          log_target=True).sum(dim=1)
+            if weight is not None:
+                kl = kl * weight.to(dtype)
+            if avg_factor is None:
+                avg_factor = max(student_logits.shape[0], 1)
+            return self.loss_weight * temp**2 * kl.sum() / avg_factor

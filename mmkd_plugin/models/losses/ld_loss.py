@@ -12,6 +12,8 @@ import torch.nn.functional as F
 from mmdet.registry import MODELS
 from torch import Tensor
 
+from .precision import full_precision
+
 _NORMALIZE_MODES = ('constant', 'num_pos')
 _BIN_REDUCTIONS = ('mean', 'sum')
 
@@ -134,17 +136,20 @@ class LDLoss(nn.Module):
                 'LDLoss: student and teacher logits differ in shape: '
                 f'{tuple(student_logits.shape)} vs '
                 f'{tuple(teacher_logits.shape)}.')
-        kl = temperature_kl(student_logits, teacher_logits, self.temperature)
-        kl = kl.mean(-1) if self.bin_reduction == 'mean' else kl.sum(-1)
-        if weight is not None:
-            weight = weight.to(kl.dtype)
-            weight = weight.reshape(weight.shape + (1, ) *
-                                    (kl.dim() - weight.dim()))
-            kl = kl * weight
-        total = kl.sum() / self.divisor
-        if self.normalize == 'num_pos':
-            if num_pos is None:
-                raise ValueError("LDLoss: normalize='num_pos' needs num_pos.")
-            total = total / torch.as_tensor(
-                num_pos, dtype=total.dtype, device=total.device).clamp(min=1)
+        if self.normalize == 'num_pos' and num_pos is None:
+            raise ValueError("LDLoss: normalize='num_pos' needs num_pos.")
+        with full_precision(student_logits):
+            kl = temperature_kl(student_logits, teacher_logits,
+                                self.temperature)
+            kl = kl.mean(-1) if self.bin_reduction == 'mean' else kl.sum(-1)
+            if weight is not None:
+                weight = weight.to(kl.dtype)
+                weight = weight.reshape(weight.shape + (1, ) *
+                                        (kl.dim() - weight.dim()))
+                kl = kl * weight
+            total = kl.sum() / self.divisor
+            if self.normalize == 'num_pos':
+                total = total / torch.as_tensor(
+                    num_pos, dtype=total.dtype,
+                    device=total.device).clamp(min=1)
         return self.loss_weight * total

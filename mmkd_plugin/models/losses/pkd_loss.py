@@ -19,18 +19,25 @@ from .shape_check import check_feature_pair
 PKD_EPS = 1e-6
 
 
-def pkd_standardize(feat: Tensor) -> Tensor:
+def pkd_standardize(feat: Tensor, unbiased: bool = True) -> Tensor:
     """Standardise every channel over (N, H, W) jointly.
-
-    Uses the population standard deviation (``unbiased=False``).
 
     Args:
         feat (Tensor): Feature (N, C, H, W).
+        unbiased (bool): Use the sample standard deviation (Bessel's
+            correction, ``M - 1`` in the denominator with M = N*H*W values
+            per channel), as the reference's ``Tensor.std`` does; otherwise
+            the population one (``M``). With a single value per channel
+            (M = 1) the sample std is undefined; the population one (0) is
+            used, and the channel standardises to 0 either way. Defaults to
+            True.
 
     Returns:
         Tensor: ``(feat - mean_c) / (std_c + 1e-6)``, same shape.
     """
-    std, mean = torch.std_mean(feat, dim=(0, 2, 3), unbiased=False,
+    num_values = feat.numel() // max(feat.shape[1], 1)
+    correction = 1 if unbiased and num_values > 1 else 0
+    std, mean = torch.std_mean(feat, dim=(0, 2, 3), correction=correction,
                                keepdim=True)
     return (feat - mean) / (std + PKD_EPS)
 
@@ -49,10 +56,11 @@ class PKDLoss(nn.Module):
     student and teacher channels must match.
 
     Note:
-        The standard deviation is the population one (``unbiased=False``);
-        the spec does not fix it. The authors' public implementation uses
-        ``Tensor.std`` (sample std, Bessel-corrected), which differs by a
-        factor sqrt(M / (M - 1)), M = N*H*W, negligible for FPN levels.
+        The standard deviation is by default the sample one (Bessel's
+        correction), as the authors' public implementation computes it
+        (``Tensor.std``), so the value equals theirs on any input size.
+        ``std_unbiased=False`` uses the population one instead, which
+        differs by a factor sqrt((M - 1) / M), M = N*H*W.
 
     Args:
         loss_weight (float): Weight of the loss. Defaults to 1.0 (the paper
@@ -60,15 +68,20 @@ class PKDLoss(nn.Module):
         resize_stu (bool): Resize the student to the teacher's size if they
             differ; otherwise resize the teacher to the student's. Defaults
             to True.
+        std_unbiased (bool): Standardise with the sample standard deviation
+            (the reference's); False for the population one. Defaults to
+            True.
     """
 
     allows_spatial_mismatch = True
 
     def __init__(self, loss_weight: float = 1.0,
-                 resize_stu: bool = True) -> None:
+                 resize_stu: bool = True,
+                 std_unbiased: bool = True) -> None:
         super().__init__()
         self.loss_weight = loss_weight
         self.resize_stu = resize_stu
+        self.std_unbiased = std_unbiased
 
     def forward(self,
                 student_feat: Tensor,
@@ -90,8 +103,9 @@ class PKDLoss(nn.Module):
             student = student_feat.to(dtype)
             teacher = teacher_feat.detach().to(dtype)
             student, teacher = self._match_size(student, teacher)
-            mse = F.mse_loss(pkd_standardize(student),
-                             pkd_standardize(teacher))
+            mse = F.mse_loss(
+                pkd_standardize(student, self.std_unbiased),
+                pkd_standardize(teacher, self.std_unbiased))
         return self.loss_weight * mse / 2
 
     @staticmethod
