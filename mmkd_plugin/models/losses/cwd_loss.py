@@ -6,12 +6,14 @@ ICCV 2021. https://arxiv.org/abs/2011.13256
 """
 from typing import Optional
 
+import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmdet.registry import MODELS
 from torch import Tensor
 
 from .channel_align import build_channel_align
+from .precision import full_precision
 from .shape_check import check_feature_pair
 
 
@@ -33,13 +35,22 @@ class CWDLoss(nn.Module):
         tau (float): Softmax temperature. Defaults to 1.0.
         loss_weight (float): Weight of the loss. Defaults to 10.0 (the
             paper's RetinaNet / Faster R-CNN setting).
+        standardize (bool): Standardise both features per channel over
+            (N, H, W) with the batch's own statistics before the loss, as
+            ``BatchNorm(affine=False, track_running_stats=False)`` does in
+            training (biased variance, eps 1e-5), and make the align conv
+            bias-free (the standardisation would remove its bias). These are
+            the student and teacher connectors of the RTMDet distillation
+            configs of mmyolo / mmrazor (conv 1x1 without bias + BN on the
+            student, BN alone on the teacher). Defaults to False.
     """
 
     def __init__(self,
                  student_channels: Optional[int] = None,
                  teacher_channels: Optional[int] = None,
                  tau: float = 1.0,
-                 loss_weight: float = 10.0) -> None:
+                 loss_weight: float = 10.0,
+                 standardize: bool = False) -> None:
         super().__init__()
         if tau <= 0:
             raise ValueError(f'CWDLoss: tau must be positive, got {tau}.')
@@ -50,6 +61,10 @@ class CWDLoss(nn.Module):
         else:
             self.align = build_channel_align(student_channels,
                                              teacher_channels)
+        self.standardize = standardize
+        if standardize and not isinstance(self.align, nn.Identity):
+            self.align = nn.Conv2d(student_channels, teacher_channels,
+                                   kernel_size=1, bias=False)
 
     def forward(self,
                 student_feat: Tensor,
@@ -68,6 +83,9 @@ class CWDLoss(nn.Module):
         """
         student_feat = self.align(student_feat)
         check_feature_pair('CWDLoss', student_feat, teacher_feat)
+        if self.standardize:
+            student_feat = standardize_channels(student_feat)
+            teacher_feat = standardize_channels(teacher_feat)
         num_images, num_channels = teacher_feat.shape[:2]
         log_p_s = F.log_softmax(
             student_feat.flatten(2).float() / self.tau, dim=2)
@@ -76,3 +94,25 @@ class CWDLoss(nn.Module):
         kl_sum = F.kl_div(log_p_s, log_p_t, reduction='sum', log_target=True)
         return self.loss_weight * self.tau**2 * kl_sum / (
             num_images * num_channels)
+
+
+def standardize_channels(feat: Tensor, eps: float = 1e-5) -> Tensor:
+    """Standardise each channel over (N, H, W) with the batch's statistics.
+
+    The same as ``BatchNorm2d(affine=False, track_running_stats=False)`` in
+    training mode: biased variance, ``eps`` added to it. Computed in at
+    least float32, outside autocast.
+
+    Args:
+        feat (Tensor): Feature (N, C, H, W).
+        eps (float): Added to the variance. Defaults to 1e-5 (BatchNorm's).
+
+    Returns:
+        Tensor: The standardised feature, same shape.
+    """
+    with full_precision(feat) as dtype:
+        feat = feat.to(dtype)
+        dims = [0] + list(range(2, feat.dim()))
+        mean = feat.mean(dim=dims, keepdim=True)
+        var = feat.var(dim=dims, unbiased=False, keepdim=True)
+        return (feat - mean) * torch.rsqrt(var + eps)
