@@ -1,5 +1,6 @@
 # Copyright (c) mmkd_plugin contributors.
 """A detector that trains an mmdet student against a frozen teacher."""
+import copy
 import inspect
 import logging
 from contextlib import ExitStack
@@ -323,6 +324,8 @@ class DistillationDetector(BaseDetector):
         Returns:
             dict[str, Tensor]: All losses.
         """
+        if self.distill_stopped:  # see stop_distillation()
+            return self.student.loss(batch_inputs, batch_data_samples)
         teacher_feats = self._teacher_features(batch_inputs,
                                                batch_data_samples)
         with ExitStack() as stack:
@@ -393,6 +396,90 @@ class DistillationDetector(BaseDetector):
     def extract_feat(self, batch_inputs: Tensor):
         """The student's features."""
         return self.student.extract_feat(batch_inputs)
+
+    # ---------------------------------------- training hooks and EMA copies
+    # mmdet's and mmengine's training hooks reach into the model they train;
+    # the members below give them the student where they expect a detector.
+
+    _distill_stopped = False
+
+    @property
+    def bbox_head(self) -> nn.Module:
+        """nn.Module: The student's ``bbox_head``.
+
+        mmdet's ``YOLOXModeSwitchHook`` switches on the L1 loss with
+        ``model.bbox_head.use_l1 = True``; this reaches the student's head
+        (the teacher's head never computes a loss).
+        """
+        if 'bbox_head' not in self.student._modules:
+            raise AttributeError(
+                f'the student ({type(self.student).__name__}) of this '
+                'DistillationDetector has no bbox_head.')
+        return self.student.bbox_head
+
+    @property
+    def distill_stopped(self) -> bool:
+        """bool: Whether :meth:`stop_distillation` was called."""
+        return self._distill_stopped
+
+    @property
+    def self_distilling_heads(self) -> List[str]:
+        """list[str]: Names of the student's modules that distil inside
+        their own loss (:class:`TeacherLinkMixin` heads such as LD's or
+        DKD's); :meth:`stop_distillation` cannot switch them off."""
+        linked = {id(head) for head in self._linked_heads}
+        return [
+            name for name, module in self.student.named_modules()
+            if id(module) in linked
+        ]
+
+    def stop_distillation(self) -> None:
+        """Train the student alone from now on.
+
+        :meth:`loss` then returns the student's detection losses only: the
+        teacher no longer runs and the distillation terms leave the loss
+        dict (and the logs); their losses' own parameters (align convs)
+        stop receiving gradients. Used by ``StopDistillHook``. Not
+        persisted in checkpoints: the hook calls it again on resume.
+
+        Raises:
+            ValueError: If a student head distils inside its own loss
+                (:attr:`self_distilling_heads`): such a head has no switch.
+        """
+        heads = self.self_distilling_heads
+        if heads:
+            raise ValueError(
+                'DistillationDetector: cannot stop distillation, the '
+                f'student heads {heads} distil inside their own loss '
+                '(TeacherLinkMixin) and have no switch to train without '
+                'the teacher.')
+        self._distill_stopped = True
+
+    def __deepcopy__(self, memo: dict) -> 'DistillationDetector':
+        """Deep-copy everything but the frozen teacher, which is shared.
+
+        mmengine's ``EMAHook`` (``ExpMomentumEMA``) deep-copies the model
+        to hold the averaged weights. The teacher is frozen and outside the
+        module tree (so never averaged nor swapped by the EMA), and copying
+        it would only double its memory: the copy shares it, with the
+        recorder whose forward hooks sit on the teacher's modules.
+
+        Args:
+            memo (dict): ``copy.deepcopy``'s memo.
+
+        Returns:
+            DistillationDetector: The copy.
+        """
+        shared = [self.teacher, *self.teacher.modules(),
+                  *self.teacher.parameters(), *self.teacher.buffers()]
+        if hasattr(self, '_teacher_recorder'):
+            shared.append(self._teacher_recorder)
+        for obj in shared:
+            memo[id(obj)] = obj
+        copied = self.__class__.__new__(self.__class__)
+        memo[id(self)] = copied
+        copied.__setstate__(copy.deepcopy(self.__dict__, memo))
+        return copied
 
 
 def _run_minimal_forward(model: nn.Module, module_paths: List[str],

@@ -6,6 +6,7 @@ ICCV 2021. https://arxiv.org/abs/2011.13256
 """
 from typing import Optional
 
+import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmdet.registry import MODELS
@@ -37,23 +38,34 @@ class CWDLoss(nn.Module):
         tau (float): Softmax temperature. Defaults to 1.0.
         loss_weight (float): Weight of the loss. Defaults to 10.0 (the
             paper's RetinaNet / Faster R-CNN setting).
+        standardize (bool): Standardise both features per channel over
+            (N, H, W) with the batch's own statistics before the loss, as
+            ``BatchNorm(affine=False, track_running_stats=False)`` does in
+            training (biased variance, eps 1e-5), and make the align conv
+            bias-free (the standardisation would remove its bias). These are
+            the student and teacher connectors of the RTMDet distillation
+            configs of mmyolo / mmrazor (conv 1x1 without bias + BN on the
+            student, BN alone on the teacher). Defaults to False.
     """
 
     def __init__(self,
                  student_channels: Optional[int] = None,
                  teacher_channels: Optional[int] = None,
                  tau: float = 1.0,
-                 loss_weight: float = 10.0) -> None:
+                 loss_weight: float = 10.0,
+                 standardize: bool = False) -> None:
         super().__init__()
         if tau <= 0:
             raise ValueError(f'CWDLoss: tau must be positive, got {tau}.')
         self.tau = tau
         self.loss_weight = loss_weight
+        self.standardize = standardize
         if student_channels is None or teacher_channels is None:
             self.align = nn.Identity()
         else:
             self.align = build_channel_align(student_channels,
-                                             teacher_channels)
+                                             teacher_channels,
+                                             bias=not standardize)
 
     def forward(self,
                 student_feat: Tensor,
@@ -74,6 +86,9 @@ class CWDLoss(nn.Module):
             student = self.align(student_feat.to(dtype))
             teacher = teacher_feat.detach().to(dtype)
             check_feature_pair('CWDLoss', student, teacher)
+            if self.standardize:
+                student = standardize_channels(student)
+                teacher = standardize_channels(teacher)
             num_images, num_channels = teacher.shape[:2]
             log_p_s = F.log_softmax(student.flatten(2) / self.tau, dim=2)
             log_p_t = F.log_softmax(teacher.flatten(2) / self.tau, dim=2)
@@ -81,3 +96,25 @@ class CWDLoss(nn.Module):
                               log_target=True)
         return self.loss_weight * self.tau**2 * kl_sum / (
             num_images * num_channels)
+
+
+def standardize_channels(feat: Tensor, eps: float = 1e-5) -> Tensor:
+    """Standardise each channel over (N, H, W) with the batch's statistics.
+
+    The same as ``BatchNorm2d(affine=False, track_running_stats=False)`` in
+    training mode: biased variance, ``eps`` added to it. Computed in at
+    least float32, outside autocast.
+
+    Args:
+        feat (Tensor): Feature (N, C, H, W).
+        eps (float): Added to the variance. Defaults to 1e-5 (BatchNorm's).
+
+    Returns:
+        Tensor: The standardised feature, same shape.
+    """
+    with full_precision(feat) as dtype:
+        feat = feat.to(dtype)
+        dims = [0] + list(range(2, feat.dim()))
+        mean = feat.mean(dim=dims, keepdim=True)
+        var = feat.var(dim=dims, unbiased=False, keepdim=True)
+        return (feat - mean) * torch.rsqrt(var + eps)
