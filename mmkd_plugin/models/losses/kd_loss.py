@@ -7,6 +7,8 @@ Learning Workshop 2015. https://arxiv.org/abs/1503.02531
 Optional logit standardisation from Sun et al., "Logit Standardization in
 Knowledge Distillation", CVPR 2024. https://arxiv.org/abs/2403.01427
 """
+from typing import Optional, Union
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -37,6 +39,17 @@ def standardize_logits(logits: Tensor, eps: float = STANDARDIZE_EPS) -> Tensor:
 def as_float(logits: Tensor) -> Tensor:
     """Cast half-precision logits to float32 (float64 stays float64)."""
     return logits.to(torch.promote_types(logits.dtype, torch.float32))
+
+
+def sample_count(num_samples: int,
+                 avg_factor: Optional[Union[float, Tensor]],
+                 like: Tensor) -> Union[float, Tensor]:
+    """The divisor of a summed logit loss: ``avg_factor`` if given (as a
+    tensor like ``like``), else ``num_samples``; at least 1 either way."""
+    if avg_factor is None:
+        return max(num_samples, 1)
+    return torch.as_tensor(avg_factor, dtype=like.dtype,
+                           device=like.device).clamp(min=1)
 
 
 def check_logits(name: str, student_logits: Tensor,
@@ -82,13 +95,19 @@ class KDLoss(nn.Module):
         self.loss_weight = loss_weight
         self.logit_standardization = logit_standardization
 
-    def forward(self, student_logits: Tensor,
-                teacher_logits: Tensor) -> Tensor:
+    def forward(self,
+                student_logits: Tensor,
+                teacher_logits: Tensor,
+                avg_factor: Optional[Union[float, Tensor]] = None) -> Tensor:
         """Compute the loss.
 
         Args:
             student_logits (Tensor): Student logits (B, C).
             teacher_logits (Tensor): Teacher logits (B, C).
+            avg_factor (float | Tensor, optional): Divisor of the summed
+                loss instead of B (clamped to at least 1), e.g. the sample
+                count averaged over processes, so that DDP's gradient
+                averaging gives the mean over the global batch.
 
         Returns:
             Tensor: Scalar loss.
@@ -102,5 +121,6 @@ class KDLoss(nn.Module):
         log_p_s = F.log_softmax(z_s / temp, dim=1)
         log_p_t = F.log_softmax(z_t / temp, dim=1)
         kl_sum = F.kl_div(log_p_s, log_p_t, reduction='sum', log_target=True)
-        num_samples = max(student_logits.shape[0], 1)
-        return self.loss_weight * temp**2 * kl_sum / num_samples
+        total = self.loss_weight * temp**2 * kl_sum
+        return total / sample_count(student_logits.shape[0], avg_factor,
+                                    total)
