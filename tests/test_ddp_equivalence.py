@@ -151,6 +151,16 @@ def ddp_worker(rank: int, init_file: str, models: dict,
         dist.destroy_process_group()
 
 
+@pytest.fixture(scope='module', autouse=True)
+def one_thread():
+    """Tiny models run fastest on one thread (several threads on a loaded
+    2-core machine made these tests four times slower)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope='module')
 def models_and_ddp_grads(tmp_path_factory):
     """Per method, the model (untouched) and its gradients after one DDP
@@ -194,3 +204,21 @@ def test_ddp_gradient_equals_global_batch_gradient(method,
             ddp[name], grad, rtol=RTOL,
             atol=RTOL * grad.abs().max().item() + round_off.item(),
             msg=lambda m: f'{method} {name}: {m}')
+
+
+@pytest.mark.parametrize('loss_type', ['KDLoss', 'DKDLoss'])
+def test_logit_losses_divide_by_avg_factor(loss_type):
+    """``avg_factor`` (e.g. the RoI count averaged over processes) replaces
+    the local sample count as divisor, clamped to at least 1."""
+    gen = torch.Generator().manual_seed(0)
+    student, teacher = torch.randn(2, 7, 5, generator=gen).double()
+    labels = torch.tensor([0, 4, 4, 1, 2, 3, 0])
+    loss = MODELS.build(dict(type=loss_type, temperature=2.0))
+    args = (student, teacher, labels)[:3 if loss_type == 'DKDLoss' else 2]
+    per_sample_mean = loss(*args)
+    for avg_factor in (3.5, torch.tensor(11.0, dtype=torch.float64)):
+        torch.testing.assert_close(
+            loss(*args, avg_factor=avg_factor),
+            per_sample_mean * 7 / float(avg_factor))
+    torch.testing.assert_close(loss(*args, avg_factor=0.25),
+                               per_sample_mean * 7)
