@@ -18,6 +18,7 @@ from mmengine.structures import InstanceData
 from mmkd_plugin.models.losses import (CWDLoss, FGDLoss, FitNetLoss,
                                        MGDLoss, PKDLoss, fgd_masks)
 from mmkd_plugin.models.losses.fgd_loss import fgd_masks_multi
+from mmkd_plugin.models.losses.mgd_loss import mask_draw_seed
 
 RTOL = 1e-5
 ATOL = 1e-12
@@ -345,13 +346,17 @@ def test_fgd_missing_data_samples():
 
 
 # ------------------------------------------------------------ MGD tests
-def ref_mgd(loss, student, teacher, seed):
-    torch.manual_seed(seed)
+def ref_mgd(loss, student, teacher, step):
+    """The reference formula with the mask of call ``step`` (process 0),
+    drawn as the reference does (``rand > 1 - lambda`` is masked) from a
+    generator seeded like MGDLoss's stream."""
     s = student
     if isinstance(loss.align, torch.nn.Conv2d):
         s = F.conv2d(student, loss.align.weight, loss.align.bias)
     n, _, h, w = s.shape
-    mat = torch.rand((n, 1, h, w))
+    gen = torch.Generator().manual_seed(
+        mask_draw_seed(loss.mask_seed, step, 0))
+    mat = torch.rand((n, 1, h, w), generator=gen)
     mat = torch.where(mat > 1 - loss.lambda_mgd, 0, 1).to(s.dtype)
     conv1, _, conv2 = loss.generation
     x = F.conv2d(s * mat, conv1.weight, conv1.bias, padding=1)
@@ -359,10 +364,11 @@ def ref_mgd(loss, student, teacher, seed):
     return loss.alpha_mgd * ((x - teacher)**2).sum() / n
 
 
-def seeded(fn, seed):
+def at_step(loss, fn, step):
+    """Run ``fn`` with ``loss``'s mask stream at call ``step``."""
 
     def run():
-        torch.manual_seed(seed)
+        loss.mask_step = step
         return fn()
 
     return run
@@ -372,27 +378,51 @@ def seeded(fn, seed):
 def test_mgd_value_and_grads(channels):
     loss = MGDLoss(*channels, alpha_mgd=0.5).double()
     student, teacher = feats(2, *channels, (9, 11))
-    check_value_and_grads(seeded(lambda: loss(student, teacher), 123),
-                          lambda: ref_mgd(loss, student, teacher, 123),
+    check_value_and_grads(at_step(loss, lambda: loss(student, teacher), 5),
+                          lambda: ref_mgd(loss, student, teacher, 5),
                           student, loss.parameters())
 
 
-def test_mgd_mask_fresh_and_reproducible():
+def test_mgd_mask_stream_fresh_and_resumable():
     loss = MGDLoss(4, 4).double()
     student, teacher = feats(2, 4, 4, (12, 12))
-    torch.manual_seed(7)
+    rng_state = torch.get_rng_state()
     first, second = loss(student, teacher), loss(student, teacher)
     assert not torch.equal(first, second)
-    torch.manual_seed(7)
-    assert torch.equal(loss(student, teacher), first)
-    assert torch.equal(loss(student, teacher), second)
+    assert torch.equal(torch.get_rng_state(), rng_state)  # global RNG unused
+    # a checkpoint's state dict carries the stream's seed and position
+    state = loss.state_dict()
+    assert state['_extra_state'] == dict(mask_seed=loss.mask_seed,
+                                         mask_step=2)
+    third = loss(student, teacher)
+    resumed = MGDLoss(4, 4, mask_seed=loss.mask_seed + 1).double()
+    resumed.load_state_dict(state)
+    assert torch.equal(resumed(student, teacher), third)
+    # each instance built after the same torch.manual_seed has its own
+    # stream (e.g. one per FPN level), reproducibly
+    torch.manual_seed(3)
+    seeds = [MGDLoss(4, 4).mask_seed for _ in range(2)]
+    torch.manual_seed(3)
+    assert [MGDLoss(4, 4).mask_seed for _ in range(2)] == seeds
+    assert seeds[0] != seeds[1]
+
+
+def test_mgd_mask_differs_between_processes(monkeypatch):
+    import mmkd_plugin.models.losses.mgd_loss as mgd_module
+    loss = MGDLoss(4, 4, mask_seed=0)
+    feat = torch.zeros(2, 4, 16, 16)
+    masks = []
+    for rank in (0, 1):
+        monkeypatch.setattr(mgd_module, 'get_rank', lambda: rank)
+        loss.mask_step = 0
+        masks.append(loss.next_mask(feat))
+    assert not torch.equal(*masks)
 
 
 def test_mgd_mask_rate():
-    loss = MGDLoss(1, 1, lambda_mgd=0.65)
+    loss = MGDLoss(1, 1, lambda_mgd=0.65, mask_seed=0)
     loss.generation = torch.nn.Identity()
     student = torch.ones(4, 1, 64, 64)
-    torch.manual_seed(0)
     kept = loss(student, torch.zeros_like(student)) / loss.alpha_mgd * 4
     assert abs(kept.item() / student.numel() - 0.35) < 0.02
 
@@ -562,6 +592,8 @@ def test_finite_under_bf16_autocast(name):
     fp32 = loss(student, teacher, samples)
     with torch.autocast('cpu', dtype=torch.bfloat16):
         torch.manual_seed(0)
+        if name == 'MGD':  # the same mask as for fp32
+            loss.mask_step = 0
         value = loss(student, teacher, samples)
         value_bf16_in = loss(student.bfloat16(), teacher.bfloat16(),
                              samples)

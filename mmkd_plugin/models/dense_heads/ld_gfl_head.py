@@ -500,7 +500,7 @@ class LDGFLHead(TeacherLinkMixin, GFLHead):
         if self.cls_kd_normalize == 'global':
             if isinstance(self.loss_kd_cls, LDLoss):
                 return self.loss_kd_cls(s_logits, t_logits, num_pos=num_pos)
-            return self.loss_kd_cls(s_logits, t_logits)
+            return self.loss_kd_cls(s_logits, t_logits, avg_factor=num_pos)
         level_of_location = torch.cat([
             pos.new_full((size, ), level)
             for level, size in enumerate(level_sizes)
@@ -521,5 +521,5 @@ class LDGFLHead(TeacherLinkMixin, GFLHead):
 
 def _global_count(indices: Tensor) -> Tensor:
     """Number of indices, averaged over processes, at least 1."""
-    count = torch.tensor(float(indices.numel()), device=indices.device)
+    count = indices.new_full((), indices.numel(), dtype=torch.float32)
     return reduce_mean(count).clamp(min=1)

@@ -9,13 +9,15 @@ Builds on Hinton et al., "Distilling the Knowledge in a Neural Network",
 Sun et al., "Logit Standardization in Knowledge Distillation", CVPR 2024
 (https://arxiv.org/abs/2403.01427).
 """
+from typing import Optional, Union
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmdet.registry import MODELS
 from torch import Tensor
 
-from .kd_loss import check_logits, standardize_logits
+from .kd_loss import check_logits, sample_count, standardize_logits
 from .precision import full_precision
 
 # Subtracted from the (temperature-scaled) target logit to drop it from the
@@ -79,14 +81,21 @@ class DKDLoss(nn.Module):
         self.loss_weight = loss_weight
         self.logit_standardization = logit_standardization
 
-    def forward(self, student_logits: Tensor, teacher_logits: Tensor,
-                labels: Tensor) -> Tensor:
+    def forward(self,
+                student_logits: Tensor,
+                teacher_logits: Tensor,
+                labels: Tensor,
+                avg_factor: Optional[Union[float, Tensor]] = None) -> Tensor:
         """Compute the loss.
 
         Args:
             student_logits (Tensor): Student logits (B, C).
             teacher_logits (Tensor): Teacher logits (B, C).
             labels (Tensor): Target classes (B, ), in [0, C).
+            avg_factor (float | Tensor, optional): Divisor of the summed
+                loss instead of B (clamped to at least 1), e.g. the sample
+                count averaged over processes, so that DDP's gradient
+                averaging gives the mean over the global batch.
 
         Returns:
             Tensor: Scalar loss.
@@ -107,9 +116,9 @@ class DKDLoss(nn.Module):
             tckd, nckd = self._kl_terms(student_logits.to(dtype),
                                         teacher_logits.detach().to(dtype),
                                         labels)
-        scale = self.temperature**2 / max(num_samples, 1)
-        return self.loss_weight * scale * (self.alpha * tckd +
-                                           self.beta * nckd)
+        total = self.loss_weight * self.temperature**2 * (
+            self.alpha * tckd + self.beta * nckd)
+        return total / sample_count(num_samples, avg_factor, total)
 
     def _kl_terms(self, z_s: Tensor, z_t: Tensor, labels: Tensor) -> tuple:
         """Summed TCKD and NCKD KL divergences (before T^2 / B)."""

@@ -7,8 +7,9 @@ Learning Workshop 2015. https://arxiv.org/abs/1503.02531
 Optional logit standardisation from Sun et al., "Logit Standardization in
 Knowledge Distillation", CVPR 2024. https://arxiv.org/abs/2403.01427
 """
-from typing import Optional
+from typing import Optional, Union
 
+import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmdet.registry import MODELS
@@ -35,6 +36,17 @@ def standardize_logits(logits: Tensor, eps: float = STANDARDIZE_EPS) -> Tensor:
     mean = logits.mean(dim=-1, keepdim=True)
     std = logits.std(dim=-1, keepdim=True)
     return (logits - mean) / (std + eps)
+
+
+def sample_count(num_samples: int,
+                 avg_factor: Optional[Union[float, Tensor]],
+                 like: Tensor) -> Union[float, Tensor]:
+    """The divisor of a summed logit loss: ``avg_factor`` if given (as a
+    tensor like ``like``), else ``num_samples``; at least 1 either way."""
+    if avg_factor is None:
+        return max(num_samples, 1)
+    return torch.as_tensor(avg_factor, dtype=like.dtype,
+                           device=like.device).clamp(min=1)
 
 
 def check_logits(name: str, student_logits: Tensor,
@@ -86,7 +98,7 @@ class KDLoss(nn.Module):
                 student_logits: Tensor,
                 teacher_logits: Tensor,
                 weight: Optional[Tensor] = None,
-                avg_factor: Optional[float] = None) -> Tensor:
+                avg_factor: Optional[Union[float, Tensor]] = None) -> Tensor:
         """Compute the loss.
 
         Args:
@@ -94,8 +106,10 @@ class KDLoss(nn.Module):
             teacher_logits (Tensor): Teacher logits (B, C).
             weight (Tensor, optional): Per-sample weights (B, ) of the KL
                 terms. Defaults to all ones.
-            avg_factor (float, optional): Divides the weighted sum instead
-                of B (mmdet's convention). Defaults to B (at least 1).
+            avg_factor (float | Tensor, optional): Divisor of the weighted
+                sum instead of B (clamped to at least 1), e.g. the sample
+                count averaged over processes, so that DDP's gradient
+                averaging gives the mean over the global batch.
 
         Returns:
             Tensor: Scalar loss.
@@ -113,6 +127,6 @@ class KDLoss(nn.Module):
                           log_target=True).sum(dim=1)
             if weight is not None:
                 kl = kl * weight.to(dtype)
-            if avg_factor is None:
-                avg_factor = max(student_logits.shape[0], 1)
-            return self.loss_weight * temp**2 * kl.sum() / avg_factor
+            total = self.loss_weight * temp**2 * kl.sum()
+            return total / sample_count(student_logits.shape[0], avg_factor,
+                                        total)

@@ -6,6 +6,7 @@ Zhao et al., "Decoupled Knowledge Distillation", CVPR 2022
 (https://arxiv.org/abs/2203.08679), detection setting; Hinton et al.,
 "Distilling the Knowledge in a Neural Network", 2015.
 """
+import inspect
 from typing import List, Tuple
 
 import torch
@@ -13,7 +14,7 @@ from mmdet.models.roi_heads import StandardRoIHead
 from mmdet.models.task_modules.samplers import SamplingResult
 from mmdet.registry import MODELS
 from mmdet.structures.bbox import bbox2roi
-from mmdet.utils import ConfigType
+from mmdet.utils import ConfigType, reduce_mean
 from torch import Tensor
 
 from ..losses.dkd_loss import DKDLoss
@@ -38,6 +39,13 @@ class DistillRoIHead(TeacherLinkMixin, StandardRoIHead):
     gets the sampled labels (``num_classes`` for background). The result is
     logged as ``loss_dkd`` (DKDLoss), ``loss_kd`` (KDLoss) or
     ``loss_<distill_name>``.
+
+    The loss is averaged over the sampled RoIs of the global batch: each
+    process divides its sum by the RoI count averaged over processes
+    (mmdet's ``reduce_mean``), so DDP's gradient averaging gives the mean
+    over all RoIs even when the processes sample different numbers (for
+    losses whose ``forward`` takes ``avg_factor``, as DKDLoss and KDLoss
+    do; any other loss normalises itself).
 
     Args:
         distill_loss (dict): ``DKDLoss`` or ``KDLoss`` config. Defaults to
@@ -66,6 +74,8 @@ class DistillRoIHead(TeacherLinkMixin, StandardRoIHead):
             loss_type.split('.')[-1].replace('Loss', '').lower())
         self.distill_log_key = f'loss_{name}'
         self._needs_labels = isinstance(self.distill_loss, DKDLoss)
+        self._takes_avg_factor = 'avg_factor' in inspect.signature(
+            self.distill_loss.forward).parameters
 
     def link_teacher(self, teacher) -> None:
         """Check that the teacher has a comparable RoI box classifier.
@@ -129,11 +139,21 @@ class DistillRoIHead(TeacherLinkMixin, StandardRoIHead):
         rois = bbox2roi([res.priors for res in sampling_results])
         student_logits = bbox_results['cls_score']
         teacher_logits = self.teacher_cls_logits(rois)
+        extra = {}
+        if self._takes_avg_factor:
+            extra['avg_factor'] = global_mean_count(student_logits)
         if self._needs_labels:
             labels = self.bbox_head.get_targets(
                 sampling_results, self.train_cfg, concat=True)[0]
-            loss = self.distill_loss(student_logits, teacher_logits, labels)
+            loss = self.distill_loss(student_logits, teacher_logits, labels,
+                                     **extra)
         else:
-            loss = self.distill_loss(student_logits, teacher_logits)
+            loss = self.distill_loss(student_logits, teacher_logits, **extra)
         bbox_results['loss_bbox'][self.distill_log_key] = loss
         return bbox_results
+
+
+def global_mean_count(rows: Tensor) -> Tensor:
+    """Number of rows of ``rows``, averaged over processes (a tensor on
+    ``rows``' device, made by a fill, not a host-to-device copy)."""
+    return reduce_mean(rows.new_full((), float(rows.shape[0])))
