@@ -14,5 +14,6 @@ from .version import __version__
 allow_checkpoint_globals()
 
 from . import models  # noqa: E402,F401
+from . import engine  # noqa: E402,F401
 
 __all__ = ['__version__']
