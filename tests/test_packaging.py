@@ -11,6 +11,7 @@ import glob
 import os
 import os.path as osp
 import shutil
+import site
 import subprocess
 import sys
 import zipfile
@@ -27,7 +28,8 @@ SOURCES = ['setup.py', 'pyproject.toml', 'MANIFEST.in', 'README.md',
 HANG_GUARD_S = 3 * 3600  # only against a hung process
 CONFIGS = sorted(osp.relpath(p, CONFIG_DIR) for p in glob.glob(
     osp.join(CONFIG_DIR, '**', '*.py'), recursive=True))
-TOOLS = sorted(os.listdir(osp.join(REPO_ROOT, 'tools')))
+TOOLS = sorted(name for name in os.listdir(osp.join(REPO_ROOT, 'tools'))
+               if osp.isfile(osp.join(REPO_ROOT, 'tools', name)))
 
 
 def run(args, cwd, env=None):
@@ -92,12 +94,14 @@ def test_wheel_holds_configs_tools_pth_and_extras(wheel):
 def installed_python(installed, code: str) -> list:
     """A command running ``code`` with the installed package and the
     environment's other packages, but not the checkout's (no editable
-    install, no PYTHONPATH): ``-S`` skips site-packages' .pth files, the
-    installed folder is then added as a site dir (its .pth runs)."""
+    install, no PYTHONPATH): ``-S`` skips site-packages' .pth files, this
+    environment's site-packages folders are put on the path as plain
+    folders and the installed folder is added as a site dir (its .pth
+    runs)."""
     prelude = (
-        'import site, sys, sysconfig\n'
+        'import site, sys\n'
         f'sys.path.insert(0, {str(installed)!r})\n'
-        "sys.path.append(sysconfig.get_path('purelib'))\n"
+        f'sys.path += {site.getsitepackages()!r}\n'
         f'site.addsitedir({str(installed)!r})\n')
     return [sys.executable, '-S', '-c', prelude + code]
 
@@ -153,6 +157,7 @@ def test_command_mim_runs_trains_from_the_installed_package(
             str(mim_dir / 'configs' / 'retina_r18_digits.py'),
             '--launcher', 'none', '--work-dir', str(tmp_path / 'work'),
             '--cfg-options', 'train_cfg.max_iters=1',
+            'default_hooks.logger.interval=1',
             'train_dataloader.batch_size=2',
             'train_dataloader.num_workers=0',
             'train_dataloader.persistent_workers=False',

@@ -13,6 +13,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 from mmengine.config import Config
+from mmengine.logging import MMLogger
 from mmengine.runner import Runner
 from mmengine.structures import InstanceData
 
@@ -162,6 +163,8 @@ class _FakeDetector:
                                                   (None, False)])
 def test_ratio_uses_distill_keys_and_warns_outside_range(
         expected_ratio, warns, capfd):
+    # A logger of this test's own, writing to the captured output.
+    MMLogger.get_instance(f'sanity_{uuid.uuid4().hex[:8]}')
     hook = TeacherSanityHook(num_batches=0, ratio_iters=2,
                              expected_ratio=expected_ratio)
     runner = SimpleNamespace(model=_FakeDetector(), iter=0, max_iters=100)

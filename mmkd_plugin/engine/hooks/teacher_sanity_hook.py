@@ -177,8 +177,8 @@ class TeacherSanityHook(Hook):
         if (self._distill_keys is None or not outputs
                 or runner.iter >= self.ratio_iters):
             return
-        total = float(outputs['loss'])
-        distill = sum(float(value) for key, value in outputs.items()
+        total = _as_float(outputs['loss'])
+        distill = sum(_as_float(value) for key, value in outputs.items()
                       if key in self._distill_keys)
         detection = total - distill
         ratio = distill / detection if detection > 0 else math.inf
@@ -259,6 +259,12 @@ def _preserved_rng() -> Iterator[None]:
         finally:
             random.setstate(python_state)
             np.random.set_state(numpy_state)
+
+
+def _as_float(value) -> float:
+    """A logged loss (tensor or number) as a float."""
+    return float(value.detach()) if isinstance(value, torch.Tensor) else \
+        float(value)
 
 
 def _log(message: str, level: int) -> None:
