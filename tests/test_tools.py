@@ -119,11 +119,12 @@ def test_train_resume_test_export(digits_cwd):
     ], digits_cwd)
     match = re.search(r'coco/bbox_mAP: (\d+\.\d+)', log)
     assert match, log[-3000:]
-    # The printed mAP is that of the dumped predictions (4 decimals).
+    # The printed mAP is that of the dumped predictions (CocoMetric rounds
+    # to 3 decimals).
     val_ann = digits_cwd / 'data' / 'digit_scenes' / 'annotations' / \
         'val.json'
     assert float(match.group(1)) == pytest.approx(
-        coco_map_of(predictions, val_ann), abs=6e-5)
+        coco_map_of(predictions, val_ann), abs=5.01e-4)
     # --show-dir: every val image drawn, under its own name.
     val_images = sorted(os.listdir(digits_cwd / 'data' / 'digit_scenes' /
                                    'val'))
@@ -162,13 +163,12 @@ def fake_checkout(tmp_path, with_venv: bool):
         (tmp_path / 'tools' / name).write_text(
             open(osp.join(REPO_ROOT, 'tools', name)).read())
     record = tmp_path / 'calls.txt'
-    recorder = f'#!/bin/sh\necho "$0 $*" >> {record}\n'
     stand_ins = [tmp_path / 'bin' / 'python', tmp_path / 'bin' / 'srun']
     if with_venv:
         stand_ins.append(tmp_path / '.venv' / 'bin' / 'python')
-    for path in stand_ins:
+    for path in stand_ins:  # each records its own path and its arguments
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(recorder)
+        path.write_text(f'#!/bin/sh\necho "{path} $*" >> {record}\n')
         path.chmod(path.stat().st_mode | stat.S_IEXEC)
     env = {k: v for k, v in os.environ.items() if k != 'PYTHON'}
     env['PATH'] = f'{tmp_path / "bin"}:/usr/bin:/bin'
@@ -187,18 +187,17 @@ def test_launchers_use_the_checkout_venv(tmp_path, with_venv):
         proc = subprocess.run(['bash', *command], cwd=tmp_path, env=env,
                               capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr
-    calls = record.read_text().splitlines()
+    calls = [call.split() for call in record.read_text().splitlines()]
     # dist_*: the torch check, then torchrun; slurm: srun runs the python.
     launches = [c for c in calls if 'torch.distributed.run' in c]
-    assert len(launches) == 2
+    assert [c[0] for c in launches] == [expected, expected]
+    (srun, ) = [c for c in calls if c[0].endswith('srun')]
 
-    def resolved(path):  # relative paths are relative to the checkout
-        return osp.realpath(osp.join(tmp_path, path))
-
-    assert all(resolved(c.split()[0]) == resolved(expected)
-               for c in launches)
-    (srun, ) = [c.split() for c in calls if c.split()[0].endswith('srun')]
-    assert resolved(srun[srun.index('-u') - 1]) == resolved(expected)
+    srun_python = srun[srun.index('-u') - 1]  # found on the nodes' PATH
+    if with_venv:  # relative to the checkout
+        assert osp.realpath(osp.join(tmp_path, srun_python)) == expected
+    else:
+        assert srun_python == 'python'
 
 
 def test_launcher_without_torch_says_what_to_do(tmp_path):
