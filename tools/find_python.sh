@@ -14,8 +14,9 @@ fi
 # Fail with what to do, not with "No module named 'torch'" from each process.
 require_torch() {
     if ! "$PYTHON" -c "import torch" >/dev/null 2>&1; then
-        echo "$(basename "$0"): '$PYTHON' cannot import torch. Run \`make setup\`" \
-            "in the repository (creates .venv, used automatically) or set" \
+        echo "$(basename "$0"): '$PYTHON' cannot import torch." \
+            "Run \`make setup\` in the repository (creates .venv, used" \
+            "automatically) or set" \
             "PYTHON to the interpreter of an environment with torch, mmdet" \
             "and mmkd_plugin." >&2
         exit 1
