@@ -1,14 +1,23 @@
 # Copyright (c) mmkd_plugin contributors.
-"""Teach mmengine's config loader the ``mmkd_plugin::`` prefix.
+"""Teach mmengine the ``mmkd_plugin::`` prefix.
 
-mmengine 0.10 resolves ``_base_ = 'pkg::path'`` only for a fixed list of
-OpenMMLab packages, and only for paths with a folder. This module adds
+mmengine 0.10 resolves ``'pkg::path'`` only for a fixed list of OpenMMLab
+packages, and only for paths with a folder. This module adds
 ``mmkd_plugin::<config>.py``, resolved to the configs shipped with the
-package, with the scope ``mmdet`` (all our components live in mmdet's
-registries). The ``mmkd_plugin_scope.pth`` file in site-packages imports
-this module at interpreter start, so any OpenMMLab project's config can
-inherit ours. It is cheap: mmengine is patched only when (and if)
-``mmengine.config.config`` is imported.
+package (``mmkd_plugin/.mim/configs`` of an installed package, else the
+``configs`` folder of the source checkout), with the scope ``mmdet`` (all
+our components live in mmdet's registries), in the two places mmengine
+reads such paths:
+
+- ``_base_ = 'mmkd_plugin::x.py'`` in any config: wraps
+  ``Config._get_cfg_path``;
+- ``mmengine.hub.get_config('mmkd_plugin::x.py')`` and
+  ``mmengine.hub.get_model(...)``: wraps both functions; other prefixes go
+  to mmengine's own.
+
+The ``mmkd_plugin_scope.pth`` file in site-packages imports this module at
+interpreter start, so any OpenMMLab project's config can inherit ours. It is
+cheap: each mmengine module is patched only when (and if) it is imported.
 
 ``pip install .`` installs the .pth file; editable installs
 (``pip install -e .``) skip data files, so run ``python -m
@@ -19,7 +28,8 @@ import os.path as osp
 import sys
 
 PREFIX = 'mmkd_plugin::'
-TARGET_MODULE = 'mmengine.config.config'
+CONFIG_MODULE = 'mmengine.config.config'
+HUB_MODULE = 'mmengine.hub.hub'
 
 
 def configs_dir() -> str:
@@ -61,32 +71,98 @@ def patch_config_module(config_module) -> None:
     config_cls._mmkd_plugin_scope = True
 
 
+def patch_hub_module(hub_module) -> None:
+    """Wrap ``get_config`` and ``get_model`` of ``mmengine.hub``.
+
+    mmengine's versions need the package in their fixed list and a config
+    path with a folder, then look for a metafile; ours resolve
+    ``mmkd_plugin::`` paths with :func:`resolve` and build the model in
+    mmdet's registries. Other paths go to mmengine's functions.
+    """
+    if getattr(hub_module, '_mmkd_plugin_scope', False):
+        return
+    mmengine_get_config = hub_module.get_config
+    mmengine_get_model = hub_module.get_model
+
+    def get_config(cfg_path: str, pretrained: bool = False):
+        if not cfg_path.startswith(PREFIX):
+            return mmengine_get_config(cfg_path, pretrained)
+        if pretrained:
+            raise ValueError(
+                f'{cfg_path}: mmkd_plugin configs have no pretrained weights '
+                'of their own (the teacher\'s checkpoint is the config\'s '
+                'model.teacher_ckpt); call it with pretrained=False.')
+        return hub_module.Config.fromfile(resolve(cfg_path))
+
+    def get_model(cfg_path: str, pretrained: bool = False, **kwargs):
+        if not cfg_path.startswith(PREFIX):
+            return mmengine_get_model(cfg_path, pretrained, **kwargs)
+        cfg = get_config(cfg_path, pretrained)
+        import mmkd_plugin  # noqa: F401  (registers our components)
+        from mmdet.registry import MODELS
+        from mmdet.utils import register_all_modules
+        register_all_modules(init_default_scope=False)
+        with hub_module.DefaultScope.overwrite_default_scope('mmdet'):
+            return MODELS.build(cfg.model, default_args=kwargs)
+
+    get_config.__doc__ = mmengine_get_config.__doc__
+    get_model.__doc__ = mmengine_get_model.__doc__
+    hub_module.get_config, hub_module.get_model = get_config, get_model
+    hub_module._mmkd_plugin_scope = True
+    # `mmengine.hub` re-exports both; it may have been imported already.
+    package = sys.modules.get(HUB_MODULE.rpartition('.')[0])
+    if package is not None:
+        for name, new in (('get_config', get_config),
+                          ('get_model', get_model)):
+            if getattr(package, name, None) in (mmengine_get_config,
+                                                mmengine_get_model):
+                setattr(package, name, new)
+
+
+PATCHES = {CONFIG_MODULE: patch_config_module, HUB_MODULE: patch_hub_module}
+
+
 class _PatchAfterImport:
-    """Meta-path finder that patches mmengine's config module once loaded."""
+    """Meta-path finder that patches mmengine's modules once loaded."""
+
+    def __init__(self, pending: dict) -> None:
+        self.pending = dict(pending)
+        self.busy = False
 
     def find_spec(self, name, path=None, target=None):
-        if name != TARGET_MODULE:
+        if name not in self.pending or self.busy:
             return None
-        sys.meta_path.remove(self)
-        spec = importlib.util.find_spec(name)
+        patch = self.pending.pop(name)
+        if not self.pending:
+            sys.meta_path.remove(self)
+        self.busy = True
+        try:
+            spec = importlib.util.find_spec(name)
+        finally:
+            self.busy = False
         if spec is None or spec.loader is None:
             return spec
         exec_module = spec.loader.exec_module
 
         def exec_then_patch(module):
             exec_module(module)
-            patch_config_module(module)
+            patch(module)
 
         spec.loader.exec_module = exec_then_patch
         return spec
 
 
 def install() -> None:
-    """Patch now if mmengine's config is loaded, else when it is."""
-    if TARGET_MODULE in sys.modules:
-        patch_config_module(sys.modules[TARGET_MODULE])
-    elif not any(isinstance(f, _PatchAfterImport) for f in sys.meta_path):
-        sys.meta_path.insert(0, _PatchAfterImport())
+    """Patch mmengine's modules now if loaded, else when they are."""
+    pending = {}
+    for name, patch in PATCHES.items():
+        if name in sys.modules:
+            patch(sys.modules[name])
+        else:
+            pending[name] = patch
+    if pending and not any(
+            isinstance(f, _PatchAfterImport) for f in sys.meta_path):
+        sys.meta_path.insert(0, _PatchAfterImport(pending))
 
 
 def install_pth() -> str:

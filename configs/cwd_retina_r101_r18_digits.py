@@ -12,7 +12,7 @@
 # weight 10 gave 111 against a detection loss of 1.9 (probe of 3 batches),
 # weight 0.5 gives about 5.6. Checked on the holdout split (README).
 # Give the teacher's checkpoint with
-#   --cfg-options model.teacher_ckpt=work_dirs/<teacher>/iter_1500.pth
+#   --cfg-options model.teacher_ckpt=work_dirs/<teacher>/iter_1000.pth
 _base_ = ['./cwd_retina_r101_r18.py', './_base_/digit_scenes.py']
 
 model = dict(
@@ -37,3 +37,4 @@ optim_wrapper = {{_base_.digit_scenes.optim_wrapper}}
 default_hooks = {{_base_.digit_scenes.default_hooks}}
 log_processor = {{_base_.digit_scenes.log_processor}}
 auto_scale_lr = {{_base_.digit_scenes.auto_scale_lr}}
+custom_hooks = {{_base_.digit_scenes.distill_hooks}}

@@ -30,3 +30,12 @@ model = dict(
         cfg_path='mmdet::faster_rcnn/faster-rcnn_r101_fpn_ms-3x_coco.py'),
     teacher_ckpt=teacher_ckpt,
     distill=[])
+
+# Before training, the teacher's COCO mAP on the first 20 val images (a wrong
+# teacher_ckpt scores near 0: warned below 0.1) and the distillation /
+# detection loss ratio of the first 10 iterations (logged; no expected range:
+# the loss weights are the papers').
+custom_hooks = [
+    dict(type='TeacherSanityHook', num_batches=20, min_map=0.1,
+         ratio_iters=10)
+]

@@ -25,3 +25,4 @@ optim_wrapper = {{_base_.digit_scenes.optim_wrapper}}
 default_hooks = {{_base_.digit_scenes.default_hooks}}
 log_processor = {{_base_.digit_scenes.log_processor}}
 auto_scale_lr = {{_base_.digit_scenes.auto_scale_lr}}
+custom_hooks = {{_base_.digit_scenes.distill_hooks_paper_weights}}

@@ -15,7 +15,7 @@
 # 64.9; the head copy alone (FGD weights 0) gave 64.4 and the baseline 22.9
 # (README, "The demo").
 # Give the teacher's checkpoint (tools/demo.py does) with
-#   --cfg-options model.teacher_ckpt=work_dirs/<teacher>/iter_1500.pth
+#   --cfg-options model.teacher_ckpt=work_dirs/<teacher>/iter_1000.pth
 _base_ = ['./fgd_retina_r101_r18.py', './_base_/digit_scenes.py']
 
 model = dict(
@@ -47,3 +47,4 @@ optim_wrapper = {{_base_.digit_scenes.optim_wrapper}}
 default_hooks = {{_base_.digit_scenes.default_hooks}}
 log_processor = {{_base_.digit_scenes.log_processor}}
 auto_scale_lr = {{_base_.digit_scenes.auto_scale_lr}}
+custom_hooks = {{_base_.digit_scenes.distill_hooks}}

@@ -15,7 +15,7 @@
 # Only the head is copied from the teacher: R18's FPN takes
 # other input channels than R50's, so the neck cannot be.
 # Give the teacher's checkpoint with
-#   --cfg-options model.teacher_ckpt=work_dirs/<teacher>/iter_1500.pth
+#   --cfg-options model.teacher_ckpt=work_dirs/<teacher>/iter_1000.pth
 _base_ = ['./mgd_retina_x101_r50.py', './_base_/digit_scenes.py']
 
 model = dict(
@@ -41,3 +41,4 @@ optim_wrapper = {{_base_.digit_scenes.optim_wrapper}}
 default_hooks = {{_base_.digit_scenes.default_hooks}}
 log_processor = {{_base_.digit_scenes.log_processor}}
 auto_scale_lr = {{_base_.digit_scenes.auto_scale_lr}}
+custom_hooks = {{_base_.digit_scenes.distill_hooks}}

@@ -13,7 +13,7 @@
 # weight 10 gave 40 against a detection loss of 1.8 (10 per level),
 # weight 1 gives about 4. Checked on the holdout split (README).
 # Give the teacher's checkpoint with
-#   --cfg-options model.teacher_ckpt=work_dirs/<teacher>/iter_1500.pth
+#   --cfg-options model.teacher_ckpt=work_dirs/<teacher>/iter_1000.pth
 _base_ = ['./pkd_retina_x101_r50.py', './_base_/digit_scenes.py']
 
 model = dict(
@@ -39,3 +39,4 @@ optim_wrapper = {{_base_.digit_scenes.optim_wrapper}}
 default_hooks = {{_base_.digit_scenes.default_hooks}}
 log_processor = {{_base_.digit_scenes.log_processor}}
 auto_scale_lr = {{_base_.digit_scenes.auto_scale_lr}}
+custom_hooks = {{_base_.digit_scenes.distill_hooks}}

@@ -227,16 +227,32 @@ def benchmark_config(args: argparse.Namespace) -> dict:
         print(f'{it - args.warmup:>4} '
               + ' '.join(f'{row[n]["time"] * 1e3:>11.1f}' for n in phases)
               + f' {ratio:>7.3f} {peaks:>24}')
-    median_ms = {n: 1e3 * statistics.median(r['time'] for r in results[n])
-                 for n in phases}
+    summary = summarise_phases(results)
+    print('median: ' + ', '.join(f'{n} {summary["median_ms"][n]:.1f} ms'
+                                 for n in phases) +
+          f' | ratio distill/(student+teacher) = {summary["ratio"]:.3f}')
+    return dict(config=args.config, device=device_name, **summary)
+
+
+def summarise_phases(results: Dict[str, List[dict]]) -> dict:
+    """Medians of the timed iterations of each phase.
+
+    Args:
+        results (dict[str, list[dict]]): Per phase (:data:`PHASES`), one
+            ``dict(time=<s>, peak_mb=<MB>)`` per timed iteration.
+
+    Returns:
+        dict: ``median_ms`` per phase, ``ratio`` = median distillation step
+        / (median student step + median teacher forward), and ``peak_mb``,
+        the largest peak memory of each phase.
+    """
+    median_ms = {name: 1e3 * statistics.median(r['time'] for r in runs)
+                 for name, runs in results.items()}
     ratio = median_ms['distill_step'] / (median_ms['student_step'] +
                                          median_ms['teacher_fwd'])
-    print('median: ' + ', '.join(f'{n} {median_ms[n]:.1f} ms'
-                                 for n in phases) +
-          f' | ratio distill/(student+teacher) = {ratio:.3f}')
-    return dict(config=args.config, device=device_name, median_ms=median_ms,
-                ratio=ratio, peak_mb={n: max(r['peak_mb'] for r in
-                                             results[n]) for n in phases})
+    peak_mb = {name: max(r['peak_mb'] for r in runs)
+               for name, runs in results.items()}
+    return dict(median_ms=median_ms, ratio=ratio, peak_mb=peak_mb)
 
 
 def _num_classes(student: torch.nn.Module) -> int:

@@ -234,7 +234,9 @@ def train_options(args: argparse.Namespace, data_root: str, iters: int,
 
     The schedule of the configs (100 warm-up iterations, cosine to 1000)
     is rescaled to ``iters``; validation during training is off, the
-    evaluation is a separate ``tools/test.py`` run.
+    evaluation is a separate ``tools/test.py`` run. The test split is the
+    val split of ``data_root``: the distillation configs' TeacherSanityHook
+    scores the teacher on its first batches before training.
     """
     warmup = max(1, iters // 10)
     options = [
@@ -249,6 +251,7 @@ def train_options(args: argparse.Namespace, data_root: str, iters: int,
         f'randomness.seed={seed}',
         f'train_dataloader.dataset.data_root={data_root}/',
         'val_dataloader=None', 'val_cfg=None', 'val_evaluator=None',
+        *test_options(args, data_root, 'val'),
     ]
     if args.batch_size is not None:
         options.append(f'train_dataloader.batch_size={args.batch_size}')

@@ -2,7 +2,7 @@
 # Usage: tools/dist_train.sh CONFIG GPUS [train.py args]
 # Multi-node: set NNODES, NODE_RANK, MASTER_ADDR (and PORT) on every node.
 # Without GPUs the processes train on the CPU over gloo.
-# PYTHON selects the interpreter (default: python on PATH).
+# Interpreter: $PYTHON, else the repository's .venv, else python on PATH.
 set -e
 CONFIG=$1
 GPUS=$2
@@ -11,7 +11,8 @@ NODE_RANK=${NODE_RANK:-0}
 PORT=${PORT:-29500}
 MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
 DIR=$(dirname "$0")
-PYTHON=${PYTHON:-python}
+. "$DIR/find_python.sh"
+require_torch
 PYTHONPATH="$DIR/..":$PYTHONPATH \
 "$PYTHON" -m torch.distributed.run \
     --nnodes=$NNODES --node_rank=$NODE_RANK --master_addr=$MASTER_ADDR \

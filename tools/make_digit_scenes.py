@@ -1,10 +1,11 @@
 # Copyright (c) mmkd_plugin contributors.
 """Generate the digit-scenes COCO detection dataset.
 
-Example::
+The defaults make the dataset of the demo (tools/demo.py): 2000 train,
+1000 val and 1000 holdout images of 128x128, seed 0, so that the demo reuses
+it. Example::
 
-    python tools/make_digit_scenes.py --out data/digit_scenes \
-        --num-train 2000 --num-val 300 --num-holdout 0 --image-size 128
+    python tools/make_digit_scenes.py --out data/digit_scenes
 """
 import argparse
 import json
@@ -20,7 +21,7 @@ except ImportError:  # not installed: run from a source checkout
     from mmkd_plugin.datasets.digit_scenes import generate_digit_scenes
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv=None) -> argparse.Namespace:
     """Parse the command line.
 
     Returns:
@@ -31,14 +32,14 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--out', default='data/digit_scenes',
                         help='dataset root folder')
     parser.add_argument('--num-train', type=int, default=2000)
-    parser.add_argument('--num-val', type=int, default=300)
-    parser.add_argument('--num-holdout', type=int, default=0,
+    parser.add_argument('--num-val', type=int, default=1000)
+    parser.add_argument('--num-holdout', type=int, default=1000,
                         help='images of the hyper-parameter holdout split')
     parser.add_argument('--image-size', type=int, default=128)
     parser.add_argument('--min-digits', type=int, default=2)
     parser.add_argument('--max-digits', type=int, default=5)
     parser.add_argument('--seed', type=int, default=0)
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
 def count_coco_entries(ann_path: str) -> str:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Usage: tools/slurm_train.sh PARTITION JOB_NAME CONFIG WORK_DIR [train.py args]
 # Env: GPUS (8), GPUS_PER_NODE (8), CPUS_PER_TASK (5), SRUN_ARGS.
+# Interpreter: $PYTHON, else the repository's .venv, else python on PATH.
 set -x
 PARTITION=$1
 JOB_NAME=$2
@@ -11,7 +12,7 @@ GPUS_PER_NODE=${GPUS_PER_NODE:-8}
 CPUS_PER_TASK=${CPUS_PER_TASK:-5}
 SRUN_ARGS=${SRUN_ARGS:-""}
 DIR=$(dirname "$0")
-PYTHON=${PYTHON:-python}
+. "$DIR/find_python.sh"
 PYTHONPATH="$DIR/..":$PYTHONPATH \
 srun -p "$PARTITION" --job-name="$JOB_NAME" --gres=gpu:$GPUS_PER_NODE \
     --ntasks=$GPUS --ntasks-per-node=$GPUS_PER_NODE \

@@ -19,8 +19,22 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--work-dir', help='dir to save evaluation metrics')
     parser.add_argument('--out', help='dump predictions to this .pkl file')
+    parser.add_argument(
+        '--show-dir', help='draw the predictions on each test image and save '
+        'them in this folder (relative to the run\'s work_dir/timestamp)')
     add_launch_args(parser)
     return parser.parse_args()
+
+
+def draw_predictions(cfg, show_dir: str) -> None:
+    """Turn on the config's DetVisualizationHook, saving to ``show_dir``."""
+    hook = cfg.get('default_hooks', {}).get('visualization')
+    if hook is None:
+        raise SystemExit('--show-dir needs a visualization hook in the '
+                         "config's default_hooks, e.g. visualization=dict("
+                         "type='DetVisualizationHook') (mmdet's configs have "
+                         'one).')
+    hook.update(draw=True, test_out_dir=show_dir)
 
 
 def main() -> None:
@@ -37,6 +51,8 @@ def main() -> None:
               [cfg.test_evaluator]),
             dict(type='DumpDetResults', out_file_path=args.out)
         ]
+    if args.show_dir is not None:
+        draw_predictions(cfg, args.show_dir)
     try:
         build_runner(cfg).test()
     finally:

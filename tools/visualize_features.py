@@ -15,7 +15,7 @@ Usage::
     # a checkpoint of the distilled run, the teacher from the demo
     python tools/visualize_features.py configs/fgd_retina_r101_r18_digits.py \\
         work_dirs/demo/fgd/iter_500.pth data/digit_scenes/val/000000.png \\
-        --teacher-ckpt work_dirs/demo/teacher/iter_1500.pth
+        --teacher-ckpt work_dirs/demo/teacher/iter_1000.pth
     # an exported student (tools/export_student.py), two levels, own boxes
     python tools/visualize_features.py configs/fgd_retina_r101_r18.py \\
         r18_fgd.pth demo.jpg --levels 0 1 --ann-file instances_val2017.json \\

@@ -481,6 +481,34 @@ class DistillationDetector(BaseDetector):
         copied.__setstate__(copy.deepcopy(self.__dict__, memo))
         return copied
 
+    # ------------------------------------------------------------ log keys
+    def distill_loss_keys(self) -> List[str]:
+        """Log keys of the distillation losses of a training step.
+
+        Those of the ``distill`` terms (e.g. ``loss_cwd_fpn0``) and those of
+        student heads that distil inside their own loss (LD's ``loss_ld``,
+        ``loss_ld_vlr``, ``loss_kd_cls``; :class:`DistillRoIHead`'s
+        ``loss_dkd`` or ``loss_kd``). Every other loss key of
+        :meth:`loss` is a detection loss.
+
+        Returns:
+            list[str]: The keys.
+        """
+        keys = list(self.distill_losses.keys())
+        for head in self._linked_heads:
+            keys += _head_distill_loss_keys(head)
+        return keys
+
+
+def _head_distill_loss_keys(head: nn.Module) -> List[str]:
+    """Log keys of the distillation losses a linked student head adds."""
+    if hasattr(head, 'distill_log_key'):  # DistillRoIHead
+        return [head.distill_log_key]
+    return [  # LDGFLHead: the enabled ones of its three losses
+        name for name in ('loss_ld', 'loss_ld_vlr', 'loss_kd_cls')
+        if getattr(head, name, None) is not None
+    ]
+
 
 def _run_minimal_forward(model: nn.Module, module_paths: List[str],
                          inputs: Tensor, data_samples: SampleList) -> None:
