@@ -142,12 +142,28 @@ def test_train_resume_test_export(digits_cwd):
         for k in state['state_dict'] if k.startswith('student.')
     }
 
+    # The exported (plain mmdet) checkpoint evaluates the same student.
+    exported_predictions = digits_cwd / 'predictions_exported.pkl'
+    run_tool([
+        sys.executable, osp.join(REPO_ROOT, 'tools', 'test.py'),
+        DIGITS_CONFIG, str(out), '--work-dir', str(digits_cwd / 'test2'),
+        '--out', str(exported_predictions), '--cfg-options', *FAST_OPTIONS
+    ], digits_cwd)
+    with open(predictions, 'rb') as a, open(exported_predictions, 'rb') as b:
+        distilled, plain = pickle.load(a), pickle.load(b)
+    assert len(distilled) == len(plain) == len(val_images)
+    for ours, theirs in zip(distilled, plain):
+        for key in ('bboxes', 'scores', 'labels'):
+            assert torch.equal(ours['pred_instances'][key],
+                               theirs['pred_instances'][key])
+
 
 def test_dist_train_two_gloo_processes(digits_cwd):
     log = run_tool([
         'bash', osp.join(REPO_ROOT, 'tools', 'dist_train.sh'), DIGITS_CONFIG,
         '2', '--work-dir', str(digits_cwd / 'work_dist'), '--cfg-options',
-        'train_cfg.max_iters=2', 'train_cfg.val_interval=1000', *FAST_OPTIONS
+        'train_cfg.max_iters=2', 'train_cfg.val_interval=1000',
+        'model.teacher_ckpt=teacher.pth', *FAST_OPTIONS
     ], digits_cwd, env_extra=dict(PORT='29533', PYTHON=sys.executable))
     assert 'Distributed training: True' in log
     assert re.search(r'Iter\(train\) \[2/2\].*loss_cwd_fpn0', log)

@@ -302,6 +302,14 @@ class LDGFLHead(TeacherLinkMixin, GFLHead):
         self._targets_record: Optional[dict] = None
 
     # ------------------------------------------------------------ teacher
+    def distill_loss_keys(self) -> List[str]:
+        """list[str]: The enabled ones of ``loss_ld``, ``loss_ld_vlr`` and
+        ``loss_kd_cls``."""
+        return [
+            name for name in ('loss_ld', 'loss_ld_vlr', 'loss_kd_cls')
+            if getattr(self, name) is not None
+        ]
+
     def link_teacher(self, teacher) -> None:
         """Check that the teacher has a compatible GFL head.
 

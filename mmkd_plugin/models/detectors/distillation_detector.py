@@ -496,18 +496,8 @@ class DistillationDetector(BaseDetector):
         """
         keys = list(self.distill_losses.keys())
         for head in self._linked_heads:
-            keys += _head_distill_loss_keys(head)
+            keys += head.distill_loss_keys()
         return keys
-
-
-def _head_distill_loss_keys(head: nn.Module) -> List[str]:
-    """Log keys of the distillation losses a linked student head adds."""
-    if hasattr(head, 'distill_log_key'):  # DistillRoIHead
-        return [head.distill_log_key]
-    return [  # LDGFLHead: the enabled ones of its three losses
-        name for name in ('loss_ld', 'loss_ld_vlr', 'loss_kd_cls')
-        if getattr(head, name, None) is not None
-    ]
 
 
 def _run_minimal_forward(model: nn.Module, module_paths: List[str],

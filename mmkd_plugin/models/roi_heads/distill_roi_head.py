@@ -77,6 +77,10 @@ class DistillRoIHead(TeacherLinkMixin, StandardRoIHead):
         self._takes_avg_factor = 'avg_factor' in inspect.signature(
             self.distill_loss.forward).parameters
 
+    def distill_loss_keys(self) -> List[str]:
+        """list[str]: ``[distill_log_key]``, e.g. ``['loss_dkd']``."""
+        return [self.distill_log_key]
+
     def link_teacher(self, teacher) -> None:
         """Check that the teacher has a comparable RoI box classifier.
 

@@ -1,7 +1,7 @@
 # Copyright (c) mmkd_plugin contributors.
 """Protocol for student modules that distil inside their own loss."""
 from contextlib import contextmanager
-from typing import Iterator, Optional, Tuple
+from typing import Iterator, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -34,6 +34,16 @@ class TeacherLinkMixin:
             teacher (nn.Module): The frozen teacher detector.
         """
         self._linked_teacher = (teacher, )
+
+    def distill_loss_keys(self) -> List[str]:
+        """Log keys of the distillation losses this head adds to its loss
+        dict; each head that mixes this in names its own.
+
+        Returns:
+            list[str]: The keys.
+        """
+        raise NotImplementedError(
+            f'{type(self).__name__} must name its distillation loss keys.')
 
     @property
     def teacher(self) -> nn.Module:
