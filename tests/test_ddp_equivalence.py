@@ -76,7 +76,8 @@ def model_config(method: str, teacher_ckpt: str) -> ConfigDict:
     cfg.teacher = copy.deepcopy(cfg.student)
     if method == 'ld':
         cfg.teacher.bbox_head.type = 'GFLHead'
-        for key in ('loss_ld', 'loss_ld_vlr', 'loss_kd_cls'):
+        for key in ('loss_ld', 'loss_ld_vlr', 'loss_kd_cls',
+                    'cls_kd_normalize', 'vlr_diou_overlap'):
             cfg.teacher.bbox_head.pop(key, None)
     if method == 'dkd':
         cfg.teacher.roi_head.type = 'StandardRoIHead'
