@@ -70,3 +70,14 @@ def random_teacher_ckpt(tmp_path):
         return path
 
     return save
+
+
+@pytest.fixture(scope='module')
+def one_thread():
+    """One torch thread for a test module: tiny models run fastest on one
+    thread (several threads on a loaded 2-core machine made the resume and
+    DDP tests four times slower)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -44,6 +44,8 @@ from mmengine.config import ConfigDict
 from mmkd_plugin.models.utils import resolve_model_config
 from .conftest import load_offline_config, make_batch
 
+pytestmark = pytest.mark.usefixtures('one_thread')
+
 WORLD_SIZE = 2
 IMAGES_PER_PROCESS = 2
 IMAGE_SIZE = 64
@@ -150,16 +152,6 @@ def ddp_worker(rank: int, init_file: str, models: dict,
                            osp.join(out_dir, f'{method}.pth'))
     finally:
         dist.destroy_process_group()
-
-
-@pytest.fixture(scope='module', autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread (several threads on a loaded
-    2-core machine made these tests four times slower)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope='module')

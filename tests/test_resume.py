@@ -23,6 +23,8 @@ from mmkd_plugin.datasets import generate_digit_scenes
 from mmkd_plugin.models.utils import resolve_model_config
 from .conftest import load_offline_config
 
+pytestmark = pytest.mark.usefixtures('one_thread')
+
 NUM_ITERS = 4
 IMAGE_SIZE = 64
 CONFIGS = {
@@ -48,16 +50,6 @@ class CrashAfter(Hook):
                          outputs=None) -> None:
         if runner.iter + 1 == self.iters:
             raise SimulatedCrash
-
-
-@pytest.fixture(scope='module', autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread (several threads on a loaded
-    2-core machine made these tests four times slower)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope='module')
