@@ -8,7 +8,8 @@ from typing import Dict, List
 
 import pytest
 
-from mmkd_plugin.datasets import DIGIT_CLASSES, generate_digit_scenes
+from mmkd_plugin.utils.digit_scenes import (DIGIT_CLASSES,
+                                           generate_digit_scenes)
 
 SMALL = dict(num_train=20, num_val=8, num_holdout=6, image_size=64, seed=0)
 SPLITS = ('train', 'val', 'holdout')
@@ -218,9 +219,8 @@ def test_mmdet_coco_dataset_loads_it(small_dataset):
 
 def test_ink_extent_is_tight_on_rendered_glyphs():
     import numpy as np
-    from mmkd_plugin.datasets.digit_scenes import (INK_THRESHOLD, ink_extent,
-                                                   load_digit_glyphs,
-                                                   render_glyph_alpha)
+    from mmkd_plugin.utils.digit_scenes.coco_writer import (
+        INK_THRESHOLD, ink_extent, load_digit_glyphs, render_glyph_alpha)
     glyphs, _ = load_digit_glyphs()
     for glyph in glyphs[:50]:
         for height, width in ((12, 10), (30, 27), (48, 40)):

@@ -19,9 +19,9 @@ from mmengine.config import Config
 from mmengine.hooks import EMAHook, Hook
 from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop, Runner
 
-from mmkd_plugin.datasets import generate_digit_scenes
 from mmkd_plugin.engine import StopDistillHook
 from mmkd_plugin.models.losses import CWDLoss
+from mmkd_plugin.utils.digit_scenes import generate_digit_scenes
 from .conftest import CONFIG_DIR, make_batch
 
 RTMDET_DIGITS = 'cwd_rtmdet_m_s_digits.py'

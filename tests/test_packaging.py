@@ -18,7 +18,7 @@ import zipfile
 
 import pytest
 
-from mmkd_plugin.datasets import generate_digit_scenes
+from mmkd_plugin.utils.digit_scenes import generate_digit_scenes
 from .conftest import CONFIG_DIR, REPO_ROOT
 
 # What setup.py and MANIFEST.in read.

@@ -19,8 +19,8 @@ from mmengine.hooks import Hook
 from mmdet.registry import MODELS
 from mmengine.runner import Runner
 
-from mmkd_plugin.datasets import generate_digit_scenes
 from mmkd_plugin.models.utils import resolve_model_config
+from mmkd_plugin.utils.digit_scenes import generate_digit_scenes
 from .conftest import load_offline_config
 
 pytestmark = pytest.mark.usefixtures('one_thread')

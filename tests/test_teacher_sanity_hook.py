@@ -17,8 +17,8 @@ from mmengine.logging import MMLogger
 from mmengine.runner import Runner
 from mmengine.structures import InstanceData
 
-from mmkd_plugin.datasets import generate_digit_scenes
 from mmkd_plugin.engine import TeacherSanityHook
+from mmkd_plugin.utils.digit_scenes import generate_digit_scenes
 from .conftest import CONFIG_DIR
 
 DIGITS_CONFIG = osp.join(CONFIG_DIR, 'cwd_retina_r101_r18_digits.py')

@@ -16,7 +16,7 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from mmkd_plugin.datasets import generate_digit_scenes
+from mmkd_plugin.utils.digit_scenes import generate_digit_scenes
 from .conftest import CONFIG_DIR, REPO_ROOT
 
 DIGITS_CONFIG = osp.join(CONFIG_DIR, 'cwd_retina_r101_r18_digits.py')

@@ -51,10 +51,10 @@ _START = time.perf_counter()  # the total wall time includes the imports
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 try:
-    from mmkd_plugin.datasets.digit_scenes import generate_digit_scenes
+    from mmkd_plugin.utils.digit_scenes import generate_digit_scenes
 except ImportError:  # not installed: run from a source checkout
     sys.path.insert(0, REPO_ROOT)
-    from mmkd_plugin.datasets.digit_scenes import generate_digit_scenes
+    from mmkd_plugin.utils.digit_scenes import generate_digit_scenes
 from mmkd_plugin.utils.demo_report import (has_holdout, markdown_table,
                                            plot_map, summarise)
 

@@ -14,11 +14,11 @@ import sys
 import time
 
 try:
-    from mmkd_plugin.datasets.digit_scenes import generate_digit_scenes
+    from mmkd_plugin.utils.digit_scenes import generate_digit_scenes
 except ImportError:  # not installed: run from a source checkout
     sys.path.insert(0, os.path.dirname(os.path.dirname(
         os.path.abspath(__file__))))
-    from mmkd_plugin.datasets.digit_scenes import generate_digit_scenes
+    from mmkd_plugin.utils.digit_scenes import generate_digit_scenes
 
 
 def parse_args(argv=None) -> argparse.Namespace:
