@@ -219,7 +219,7 @@ def test_mmdet_coco_dataset_loads_it(small_dataset):
 
 def test_ink_extent_is_tight_on_rendered_glyphs():
     import numpy as np
-    from mmkd_plugin.utils.digit_scenes.coco_writer import (
+    from mmkd_plugin.utils.digit_scenes.drawing import (
         INK_THRESHOLD, ink_extent, load_digit_glyphs, render_glyph_alpha)
     glyphs, _ = load_digit_glyphs()
     for glyph in glyphs[:50]:
