@@ -603,4 +603,5 @@ def _autocast_dtype(name: Optional[str]) -> Optional[torch.dtype]:
 def _add_teacher_state(module: DistillationDetector, state_dict: dict,
                        prefix: str, local_metadata: dict) -> None:
     """State-dict hook: add the teacher's weights under ``teacher.``."""
-    state_dict.update(module.teacher.state_dict(prefix=prefix + 'teacher.'))
+    state_dict.update(
+        module.teacher.state_dict(prefix=prefix + TEACHER_PREFIX))
