@@ -244,3 +244,24 @@ def test_command_line_falls_back_to_teacher_detections(assets, tmp_path):
     assert 'level 1 ' not in log
     assert 'as a student checkpoint' in log
     _check_png(out)
+
+
+def test_teacher_and_student_attention_share_one_colour_scale(
+        assets, tmp_path):
+    # Two flat maps, the student's three times the teacher's: on one colour
+    # scale the teacher is at the bottom and the student at the top of it;
+    # each on its own scale, both would get the same colour.
+    from mmdet.structures import DetDataSample
+    sample = DetDataSample(metainfo=dict(img_shape=IMAGE_HW,
+                                         batch_input_shape=IMAGE_HW))
+    flat = np.ones((4, 6), np.float32)
+    level = dict(teacher=flat, student=3 * flat, fg=0 * flat, stride=16,
+                 cosine=1.0, l1=2.0)
+    out = str(tmp_path / 'scale.png')
+    vf.draw_figure(assets.image, [(2, level)], torch.zeros(0, 4), sample,
+                   'flat maps', out)
+    image = _check_png(out)  # BGR
+    y = 2 * vf.CAPTION_HEIGHT + 100  # title strip, row caption, panel
+    teacher, student = image[y, 160].astype(int), image[y, 480].astype(int)
+    assert teacher[0] > teacher[2] + 60  # blue: the low end of jet
+    assert student[2] > student[0] + 60  # red: the high end

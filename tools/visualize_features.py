@@ -4,7 +4,7 @@ student's spatial attention and FGD's foreground mask over one image.
 
 The attention is FGD's spatial attention, ``H*W * softmax_hw(mean_c |F| /
 temp)`` of each neck level (``fgd_attention``); the foreground mask is FGD's
-(``fgd_masks_multi``) for the image's boxes. The boxes are the image's
+(``fgd_masks``) for the image's boxes. The boxes are the image's
 ground truth (``--ann-file``, else the config's test annotation file when
 it holds the image), or else the teacher's own detections. Each row also
 gives the cosine similarity and the mean absolute (L1) difference of the
@@ -30,37 +30,36 @@ weights come from ``--teacher-ckpt``, else from ``teacher.*`` keys in CKPT
 ``--allow-random-teacher``.
 """
 import argparse
-import json
 import os.path as osp
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
-import matplotlib
+import mmcv
+import numpy as np
+import torch
+import torch.nn.functional as F
+from mmcv.transforms import Compose
+from mmdet.registry import MODELS
+from mmdet.structures import DetDataSample
+from mmdet.structures.bbox import scale_boxes
+from mmdet.utils import register_all_modules
+from mmengine.config import Config, DictAction
+from mmengine.dataset import pseudo_collate
+from mmengine.logging import MMLogger
+from mmengine.runner.checkpoint import _load_checkpoint
+from mmengine.visualization import Visualizer
+from pycocotools.coco import COCO
+from torch import Tensor
 
-matplotlib.use('Agg')
-import matplotlib.pyplot as plt  # noqa: E402
-import mmcv  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from matplotlib.patches import Rectangle  # noqa: E402
-from mmcv.transforms import Compose  # noqa: E402
-from mmdet.registry import MODELS  # noqa: E402
-from mmdet.structures import DetDataSample  # noqa: E402
-from mmdet.utils import register_all_modules  # noqa: E402
-from mmengine.config import Config, DictAction  # noqa: E402
-from mmengine.dataset import pseudo_collate  # noqa: E402
-from mmengine.logging import MMLogger  # noqa: E402
-from mmengine.runner.checkpoint import _load_checkpoint  # noqa: E402
-from torch import Tensor  # noqa: E402
-
-import mmkd_plugin  # noqa: E402,F401  (registers components)
-from mmkd_plugin.models.losses.fgd_loss import (  # noqa: E402
-    fgd_attention, fgd_masks_multi)
+import mmkd_plugin  # noqa: F401  (registers components)
+from mmkd_plugin.models.losses import fgd_attention, fgd_masks
+from mmkd_plugin.utils import DistillationState, split_distillation_state
 
 DEFAULT_TEMP = 0.5
 DEFAULT_SCORE_THR = 0.3
-STUDENT_PREFIX = 'student.'
-TEACHER_PREFIX = 'teacher.'
+PANEL_WIDTH = 320  # pixels of each drawn map
+CAPTION_HEIGHT = 40  # pixels of the text above each row (and the title)
+FONT_SIZE = 9
+HEAT_ALPHA = 0.55  # weight of the heat map over the image
 COLUMNS = (('teacher', 'teacher attention'), ('student', 'student attention'),
            ('fg', 'FG mask'))
 
@@ -171,47 +170,14 @@ def read_state_dict(path: str) -> Dict[str, Tensor]:
     return state
 
 
-def split_state_dict(state: Dict[str, Tensor], student_keys: Sequence[str],
-                     path: str = 'CKPT') -> Tuple[dict, dict, str]:
-    """Find the student's (and teacher's) weights in a checkpoint.
-
-    Args:
-        state (dict[str, Tensor]): The checkpoint's state dict.
-        student_keys (Sequence[str]): The student model's state-dict keys.
-        path (str): Checkpoint name for messages.
-
-    Returns:
-        tuple[dict, dict, str]: Student weights (keys relative to the
-        student), teacher weights (``teacher.*``, prefix removed; often
-        empty) and the checkpoint kind, ``'distillation'`` or
-        ``'student'``.
-    """
-    wanted = set(student_keys)
-    prefixed = {key[len(STUDENT_PREFIX):]: value
-                for key, value in state.items()
-                if key.startswith(STUDENT_PREFIX)}
-    plain = {key: value for key, value in state.items() if key in wanted}
-    n_prefixed = len(wanted & set(prefixed))
-    if n_prefixed >= len(plain) and n_prefixed == len(wanted):
-        teacher = {key[len(TEACHER_PREFIX):]: value
-                   for key, value in state.items()
-                   if key.startswith(TEACHER_PREFIX)}
-        return prefixed, teacher, 'distillation'
-    if len(plain) == len(wanted):
-        return plain, {}, 'student'
-    raise SystemExit(
-        f'visualize_features: {path} matches neither this config\'s '
-        f'student nor its DistillationDetector: of the student\'s '
-        f'{len(wanted)} weights, {n_prefixed} are in it as "student.*" '
-        f'keys and {len(plain)} as plain student keys ({len(state)} keys in '
-        'the checkpoint).')
-
-
 def build_model(cfg: Config, state: Dict[str, Tensor],
                 allow_random_teacher: bool = False,
                 teacher_from_ckpt: bool = True,
                 ckpt_name: str = 'CKPT') -> torch.nn.Module:
     """Build the DistillationDetector, load the teacher, then the student.
+
+    CKPT's keys are split as the detector splits them when it loads a
+    checkpoint (:func:`~mmkd_plugin.utils.split_distillation_state`).
 
     Args:
         cfg (Config): Config from :func:`load_distill_config`.
@@ -224,10 +190,9 @@ def build_model(cfg: Config, state: Dict[str, Tensor],
     Returns:
         nn.Module: The model in eval mode, on the CPU.
     """
-    ckpt_has_teacher = teacher_from_ckpt and any(
-        key.startswith(TEACHER_PREFIX) for key in state)
-    if not (cfg.model.get('teacher_ckpt') or ckpt_has_teacher
-            or allow_random_teacher):
+    parts = split_distillation_state(state)
+    teacher = parts.teacher if teacher_from_ckpt else {}
+    if not (cfg.model.get('teacher_ckpt') or teacher or allow_random_teacher):
         raise SystemExit(
             'visualize_features: the teacher has no weights (no '
             'model.teacher_ckpt in the config, no --teacher-ckpt, no '
@@ -236,20 +201,36 @@ def build_model(cfg: Config, state: Dict[str, Tensor],
     # The teacher's weights come from CKPT or were checked above.
     cfg.model.allow_random_teacher = True
     model = MODELS.build(cfg.model)
-    student, teacher, kind = split_state_dict(
-        state, list(model.student.state_dict()), ckpt_name)
-    teacher = teacher if teacher_from_ckpt else {}
+    _check_student_weights(parts, model.student, ckpt_name, len(state))
     try:
         model.init_weights()
-        model.student.load_state_dict(student, strict=True)
+        model.student.load_state_dict(parts.student, strict=True)
         if teacher:
             model.teacher.load_state_dict(teacher, strict=True)
     except (FileNotFoundError, RuntimeError, OSError) as err:
         raise SystemExit(f'visualize_features: cannot load the weights: '
                          f'{err}')
-    print(f'loaded {ckpt_name} as a {kind} checkpoint ({len(student)} '
+    kind = 'distillation' if parts.is_distillation else 'student'
+    print(f'loaded {ckpt_name} as a {kind} checkpoint ({len(parts.student)} '
           f'student weights' + (', teacher from it' if teacher else '') + ')')
     return model.eval()
+
+
+def _check_student_weights(parts: DistillationState,
+                           student: torch.nn.Module, ckpt_name: str,
+                           num_keys: int) -> None:
+    """Refuse a checkpoint that lacks some of the student's weights."""
+    wanted = set(student.state_dict())
+    found = len(wanted & set(parts.student))
+    if found == len(wanted):
+        return
+    prefixed, plain = (found, 0) if parts.is_distillation else (0, found)
+    raise SystemExit(
+        f'visualize_features: {ckpt_name} matches neither this config\'s '
+        f'student nor its DistillationDetector: of the student\'s '
+        f'{len(wanted)} weights, {prefixed} are in it as "student.*" '
+        f'keys and {plain} as plain student keys ({num_keys} keys in '
+        'the checkpoint).')
 
 
 # ---------------------------------------------------------------- inputs
@@ -322,20 +303,18 @@ def gt_boxes(ann_file: str, image_path: str, scale_factor: Sequence[float],
         Tensor | None: (k, 4) xyxy boxes scaled to the network input (crowd
         boxes left out), or None when the file does not hold the image.
     """
-    with open(ann_file, encoding='utf-8') as file:
-        coco = json.load(file)
-    image_id = _find_image_id(coco.get('images', []), image_path, image_dir)
+    coco = COCO(ann_file)
+    image_id = _find_image_id(coco.imgs.values(), image_path, image_dir)
     if image_id is None:
         return None
-    boxes = [ann['bbox'] for ann in coco.get('annotations', [])
-             if ann.get('image_id') == image_id and not ann.get('iscrowd')]
-    xywh = torch.tensor(boxes, dtype=torch.float32).view(-1, 4)
-    xyxy = torch.cat([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], dim=1)
-    w_scale, h_scale = scale_factor
-    return xyxy * xyxy.new_tensor([w_scale, h_scale, w_scale, h_scale])
+    anns = coco.loadAnns(coco.getAnnIds(imgIds=[image_id]))
+    boxes = [ann['bbox'] for ann in anns if not ann.get('iscrowd')]
+    xyxy = torch.tensor(boxes, dtype=torch.float32).view(-1, 4)
+    xyxy[:, 2:] += xyxy[:, :2]
+    return scale_boxes(xyxy, scale_factor)
 
 
-def _find_image_id(images: List[dict], image_path: str,
+def _find_image_id(images: Iterable[dict], image_path: str,
                    image_dir: Optional[str]) -> Optional[int]:
     """Id of the COCO image entry that is ``image_path``, or None."""
     real = osp.realpath(image_path)
@@ -453,11 +432,10 @@ def feature_maps(model: torch.nn.Module, inputs: Tensor,
         raise ValueError(f'{len(student_feats)} student levels vs '
                          f'{len(teacher_feats)} teacher levels.')
     batch_shape = tuple(data_sample.metainfo['batch_input_shape'])
-    hws = [tuple(feat.shape[-2:]) for feat in teacher_feats]
-    masks = fgd_masks_multi([boxes.to(inputs.device).float()], batch_shape,
-                            hws)
+    boxes = [boxes.to(inputs.device).float()]
     levels = []
-    for s_feat, t_feat, (fg, _) in zip(student_feats, teacher_feats, masks):
+    for s_feat, t_feat in zip(student_feats, teacher_feats):
+        fg, _ = fgd_masks(boxes, batch_shape, t_feat.shape[-2:])
         s_att = fgd_attention(s_feat.float(), temp)[0][0]
         t_att = fgd_attention(t_feat.float(), temp)[0][0]
         stride = batch_shape[0] / t_feat.shape[-2]
@@ -493,103 +471,107 @@ def select_levels(maps: List[dict],
 
 
 # ---------------------------------------------------------------- drawing
-def network_image(model: torch.nn.Module, inputs: Tensor,
-                  data_sample: DetDataSample) -> np.ndarray:
-    """The image as the network sees it: un-normalised, cropped, RGB.
-
-    Args:
-        model (nn.Module): Model whose ``data_preprocessor`` made ``inputs``.
-        inputs (Tensor): Normalised inputs (1, 3, H_pad, W_pad).
-        data_sample (DetDataSample): Sample with ``img_shape``.
-
-    Returns:
-        np.ndarray: uint8 (h, w, 3) RGB image of ``img_shape``.
-    """
-    prep = model.data_preprocessor
-    image = inputs[0].float()
-    if getattr(prep, '_enable_normalize', False):
-        image = image * prep.std.to(image) + prep.mean.to(image)
-    if not getattr(prep, '_channel_conversion', False):
-        image = image.flip(0)  # mmcv loads BGR
-    height, width = data_sample.metainfo['img_shape'][:2]
-    image = image[:, :height, :width].permute(1, 2, 0)
-    return image.clamp(0, 255).round().byte().cpu().numpy()
-
-
-def upsample(array: np.ndarray, batch_shape: Sequence[int],
-             img_shape: Sequence[int], mode: str) -> np.ndarray:
-    """Resize a feature-grid map to the padded input and crop the image.
-
-    Args:
-        array (np.ndarray): (H, W) map.
-        batch_shape (Sequence[int]): (H_pad, W_pad) of the input.
-        img_shape (Sequence[int]): (h, w) of the image inside it.
-        mode (str): ``'bilinear'`` or ``'nearest'``.
-
-    Returns:
-        np.ndarray: (h, w) map.
-    """
-    grid = torch.from_numpy(array)[None, None].float()
-    extra = dict(align_corners=False) if mode == 'bilinear' else {}
-    big = F.interpolate(grid, size=tuple(batch_shape), mode=mode, **extra)
-    return big[0, 0, :img_shape[0], :img_shape[1]].numpy()
-
-
-def draw_figure(image: np.ndarray, rows: List[Tuple[int, dict]],
-                boxes: Tensor, batch_shape: Sequence[int], title: str,
+def draw_figure(image_path: str, rows: List[Tuple[int, dict]],
+                boxes: Tensor, data_sample: DetDataSample, title: str,
                 out: str) -> None:
-    """Save the figure: one row per level, teacher / student / fg columns.
+    """Save the figure: the title, then per level a caption and three
+    panels, the teacher's and the student's attention and the fg mask, each
+    over the image as the network sees it (resized, without the padding),
+    with the boxes.
 
     Args:
-        image (np.ndarray): (h, w, 3) RGB image from :func:`network_image`.
+        image_path (str): The image file.
         rows (list[tuple[int, dict]]): Levels from :func:`select_levels`.
         boxes (Tensor): (k, 4) xyxy boxes in the input frame.
-        batch_shape (Sequence[int]): (H_pad, W_pad) of the input.
+        data_sample (DetDataSample): Sample with ``img_shape`` and
+            ``batch_input_shape``.
         title (str): Figure title.
         out (str): Output PNG path.
     """
-    panel_h = 3.2 * image.shape[0] / image.shape[1] + 0.6
-    fig, axes = plt.subplots(len(rows), len(COLUMNS), squeeze=False,
-                             figsize=(3.2 * len(COLUMNS),
-                                      panel_h * len(rows) + 0.8))
-    for ax_row, (index, maps) in zip(axes, rows):
-        for ax, (key, name) in zip(ax_row, COLUMNS):
-            mode = 'nearest' if key == 'fg' else 'bilinear'
-            big = upsample(maps[key], batch_shape, image.shape[:2], mode)
-            if key == 'fg':  # only the box cells, the rest stays clear
-                big = np.ma.masked_equal(big, 0)
-            low, high = _colour_range(maps, key)
-            ax.imshow(image)
-            ax.imshow(big, cmap='jet', alpha=0.55, vmin=low, vmax=high,
-                      interpolation='nearest')
-            _draw_boxes(ax, boxes)
-            ax.set_title(f'{name}\nmax {maps[key].max():.3g}', fontsize=9)
-            ax.set_xticks([])
-            ax.set_yticks([])
-        ax_row[0].set_ylabel(
-            f'level {index}, stride {maps["stride"]}\n'
-            f'cos {maps["cosine"]:.3f}, L1 {maps["l1"]:.3f}', fontsize=9)
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    img_h, img_w = data_sample.metainfo['img_shape'][:2]
+    scale = PANEL_WIDTH / img_w
+    panel_h = round(img_h * scale)
+    padded_hw = [round(size * scale)
+                 for size in data_sample.metainfo['batch_input_shape']]
+    image = mmcv.imresize(mmcv.imread(image_path, channel_order='rgb'),
+                          (PANEL_WIDTH, panel_h))
+    blocks, texts, text_xys, panel_xys = [_text_strip()], [title], [(4, 4)], []
+    for index, maps in rows:
+        top = sum(len(block) for block in blocks)
+        texts.append(f'level {index}, stride {maps["stride"]}: cos '
+                     f'{maps["cosine"]:.3f}, L1 {maps["l1"]:.3f}')
+        text_xys.append((4, top + 4))
+        for column, (key, name) in enumerate(COLUMNS):
+            texts.append(f'{name}, max {maps[key].max():.3g}')
+            text_xys.append((column * PANEL_WIDTH + 4, top + 22))
+            panel_xys.append((column * PANEL_WIDTH, top + CAPTION_HEIGHT))
+        maps_on_panel = {
+            key: _resize_crop(maps[key], padded_hw, (panel_h, PANEL_WIDTH),
+                              'nearest' if key == 'fg' else 'bilinear')
+            for key, _ in COLUMNS
+        }
+        blocks += [_text_strip(), _heat_maps(image, **maps_on_panel)]
+
+    visualizer = Visualizer(image=np.concatenate(blocks))
+    panel_boxes = scale_boxes(boxes.float(), (scale, scale))
+    panel_boxes[:, 0::2] = panel_boxes[:, 0::2].clamp(0, PANEL_WIDTH - 1)
+    panel_boxes[:, 1::2] = panel_boxes[:, 1::2].clamp(0, panel_h - 1)
+    if len(panel_boxes):
+        visualizer.draw_bboxes(
+            torch.cat([panel_boxes + panel_boxes.new_tensor(xy * 2)
+                       for xy in panel_xys]),
+            edge_colors='white', line_widths=1, alpha=1.0)
+    visualizer.draw_texts(texts, np.array(text_xys), font_sizes=FONT_SIZE,
+                          colors='black')
+    mmcv.imwrite(mmcv.rgb2bgr(visualizer.get_image()), out)
 
 
-def _colour_range(maps: dict, key: str) -> Tuple[float, float]:
-    """Colour limits: [0, max] for the mask; for the attention, the range
-    of both maps of the level, so teacher and student compare directly."""
-    if key == 'fg':
-        return 0.0, max(float(maps['fg'].max()), 1e-12)
-    both = np.stack([maps['teacher'], maps['student']])
-    low, high = float(both.min()), float(both.max())
-    return low, max(high, low + 1e-6)
+def _resize_crop(array: np.ndarray, padded_hw: Sequence[int],
+                 image_hw: Sequence[int], mode: str) -> Tensor:
+    """A feature-grid map resized to the padded input, cropped to the image.
+
+    Args:
+        array (np.ndarray): (H, W) map.
+        padded_hw (Sequence[int]): The padded input's size at panel scale.
+        image_hw (Sequence[int]): The image's size at panel scale.
+        mode (str): ``'bilinear'`` or ``'nearest'``.
+
+    Returns:
+        Tensor: (1, h, w) map.
+    """
+    grid = torch.from_numpy(array)[None, None].float()
+    return F.interpolate(grid, size=padded_hw,
+                         mode=mode)[0, :, :image_hw[0], :image_hw[1]]
 
 
-def _draw_boxes(ax, boxes: Tensor) -> None:
-    """Outline xyxy boxes on an axis."""
-    for x1, y1, x2, y2 in boxes.tolist():
-        ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False,
-                               edgecolor='white', linewidth=1.0))
+def _heat_maps(image: np.ndarray, teacher: Tensor, student: Tensor,
+               fg: Tensor) -> np.ndarray:
+    """The three panels of a level, side by side.
+
+    The two attention maps are drawn as one heat map, so ``draw_featmap``'s
+    min-max colours put them on one scale; the fg mask colours only the
+    cells it covers.
+
+    Args:
+        image (np.ndarray): (h, w, 3) RGB image.
+        teacher (Tensor): (1, h, w) teacher attention.
+        student (Tensor): (1, h, w) student attention.
+        fg (Tensor): (1, h, w) foreground mask.
+
+    Returns:
+        np.ndarray: (h, 3 * w, 3) RGB panels.
+    """
+    attention = Visualizer.draw_featmap(torch.cat([teacher, student], -1),
+                                        np.hstack([image, image]),
+                                        alpha=HEAT_ALPHA)
+    fg_heat = Visualizer.draw_featmap(fg, image, alpha=HEAT_ALPHA)
+    fg_panel = np.where(fg[0, :, :, None].numpy() > 0, fg_heat, image)
+    return np.hstack([attention, fg_panel])
+
+
+def _text_strip() -> np.ndarray:
+    """A white strip as wide as the three panels, for text."""
+    return np.full((CAPTION_HEIGHT, 3 * PANEL_WIDTH, 3), 255, np.uint8)
 
 
 # ---------------------------------------------------------------- main
@@ -645,8 +627,7 @@ def main(argv: Optional[Sequence[str]] = None) -> str:
     title = (f'{osp.basename(args.config)} | {osp.basename(args.checkpoint)}'
              f' | {osp.basename(args.image)}\nboxes: {source} ({len(boxes)})'
              f', temp {temp:g}')
-    draw_figure(network_image(model, inputs, sample), rows, boxes.cpu(),
-                sample.metainfo['batch_input_shape'], title, out)
+    draw_figure(args.image, rows, boxes.cpu(), sample, title, out)
     print(f'wrote {out}')
     return out
 

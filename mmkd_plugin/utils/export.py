@@ -5,7 +5,7 @@ from collections import OrderedDict
 import torch
 from mmengine.runner.checkpoint import _load_checkpoint
 
-STUDENT_PREFIX = 'student.'
+from .checkpoint_keys import split_distillation_state
 
 
 def student_state_dict(checkpoint: dict) -> OrderedDict:
@@ -18,14 +18,11 @@ def student_state_dict(checkpoint: dict) -> OrderedDict:
     Returns:
         OrderedDict: ``student.*`` entries with the prefix removed.
     """
-    state = checkpoint.get('state_dict', checkpoint)
-    student = OrderedDict((key[len(STUDENT_PREFIX):], value)
-                          for key, value in state.items()
-                          if key.startswith(STUDENT_PREFIX))
-    if not student:
+    parts = split_distillation_state(checkpoint.get('state_dict', checkpoint))
+    if not parts.is_distillation:
         raise ValueError('no "student.*" weights in this checkpoint: it is '
                          'not a DistillationDetector checkpoint.')
-    return student
+    return parts.student
 
 
 def export_student(src: str, dst: str) -> int:

@@ -16,6 +16,8 @@ from mmengine.runner.checkpoint import (_load_checkpoint,
                                         _load_checkpoint_to_model)
 from torch import Tensor
 
+from ...utils.checkpoint_keys import (STUDENT_PREFIX, TEACHER_PREFIX,
+                                      split_distillation_state)
 from ..utils import (FeatureRecorder, TeacherInputRenorm, TeacherLinkMixin,
                      resolve_model_config, teacher_autocast)
 from .distill_term import DistillTerm, parse_distill_terms
@@ -271,19 +273,17 @@ class DistillationDetector(BaseDetector):
         get the ``student.`` prefix. A checkpoint that matches no student
         weight (by name and shape) raises a ValueError.
         """
-        teacher_prefix = prefix + 'teacher.'
-        teacher_keys = [k for k in state_dict if k.startswith(teacher_prefix)]
-        if teacher_keys:
-            self.teacher.load_state_dict({
-                key[len(teacher_prefix):]: state_dict.pop(key)
-                for key in teacher_keys
-            })
-        student_prefix = prefix + 'student.'
         own_keys = [k for k in state_dict if k.startswith(prefix)]
-        if not any(k.startswith(student_prefix) for k in own_keys):
-            for key in own_keys:
-                state_dict[student_prefix + key[len(prefix):]] = \
-                    state_dict.pop(key)
+        parts = split_distillation_state(state_dict, prefix)
+        for key in own_keys:
+            del state_dict[key]
+        if parts.teacher:
+            self.teacher.load_state_dict(parts.teacher)
+        student_prefix = prefix + STUDENT_PREFIX
+        state_dict.update((student_prefix + key, value)
+                          for key, value in parts.student.items())
+        state_dict.update((prefix + key, value)
+                          for key, value in parts.others.items())
         student_state = self.student.state_dict(prefix=student_prefix)
         matched = [
             key for key, value in state_dict.items()
@@ -291,7 +291,9 @@ class DistillationDetector(BaseDetector):
             student_state[key].shape
         ]
         if not matched:
-            examples = ', '.join(list(own_keys)[:3]) or 'none'
+            own_keys = [k for k in own_keys
+                        if not k.startswith(prefix + TEACHER_PREFIX)]
+            examples = ', '.join(own_keys[:3]) or 'none'
             raise ValueError(
                 'DistillationDetector: the checkpoint matches no weight of '
                 f'the student ({type(self.student).__name__}), neither as a '
@@ -601,4 +603,5 @@ def _autocast_dtype(name: Optional[str]) -> Optional[torch.dtype]:
 def _add_teacher_state(module: DistillationDetector, state_dict: dict,
                        prefix: str, local_metadata: dict) -> None:
     """State-dict hook: add the teacher's weights under ``teacher.``."""
-    state_dict.update(module.teacher.state_dict(prefix=prefix + 'teacher.'))
+    state_dict.update(
+        module.teacher.state_dict(prefix=prefix + TEACHER_PREFIX))
