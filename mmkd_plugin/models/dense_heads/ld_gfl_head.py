@@ -10,7 +10,7 @@ import torch
 from mmdet.models.dense_heads import GFLHead
 from mmdet.models.task_modules.assigners import ATSSAssigner
 from mmdet.models.task_modules.prior_generators import anchor_inside_flags
-from mmdet.models.utils import images_to_levels, unmap
+from mmdet.models.utils import images_to_levels, multi_apply, unmap
 from mmdet.registry import MODELS
 from mmdet.structures.bbox import get_box_tensor
 from mmdet.utils import (InstanceList, OptConfigType, OptInstanceList,
@@ -179,8 +179,6 @@ class LDGFLHead(TeacherLinkMixin, GFLHead):
                 'LDGFLHead: loss_ld_vlr needs the plain ATSSAssigner (its '
                 'thresholds define the region), got '
                 f'{type(self.assigner).__name__}.')
-        # Filled by get_targets while loss_by_feat runs.
-        self._targets_record: Optional[dict] = None
 
     # ------------------------------------------------------------ teacher
     def distill_loss_keys(self) -> List[str]:
@@ -264,54 +262,84 @@ class LDGFLHead(TeacherLinkMixin, GFLHead):
             batch_gt_instances_ignore: OptInstanceList = None) -> dict:
         """GFL losses plus the distillation terms (see class doc).
 
+        One assignment serves both: GFL's targets give the positives of
+        the distillation terms (like mmdet's ``LDHead``, this method calls
+        :meth:`get_targets` itself instead of :meth:`GFLHead.loss_by_feat`,
+        which keeps them to itself).
+
         Returns:
             dict[str, Tensor]: GFL's ``loss_cls``, ``loss_bbox``,
             ``loss_dfl`` and the enabled ones of ``loss_ld``,
             ``loss_ld_vlr``, ``loss_kd_cls``.
         """
         t_cls_scores, t_bbox_preds = self._teacher_forward(cls_scores)
-        self._targets_record = {}
-        try:
-            losses = super().loss_by_feat(
-                cls_scores, bbox_preds, batch_gt_instances, batch_img_metas,
-                batch_gt_instances_ignore=batch_gt_instances_ignore)
-            record = self._targets_record
-        finally:
-            self._targets_record = None
+        anchor_list, valid_flag_list = self.get_anchors(
+            [featmap.shape[-2:] for featmap in cls_scores],
+            batch_img_metas,
+            device=cls_scores[0].device)
+        ld_targets = {}
+        if self.loss_ld_vlr is not None:
+            # Before get_targets, which concatenates anchor_list's levels.
+            ld_targets['vlr_weights'] = self._vlr_weights(
+                anchor_list, valid_flag_list, batch_gt_instances,
+                batch_img_metas, batch_gt_instances_ignore)
+        targets = self.get_targets(
+            anchor_list,
+            valid_flag_list,
+            batch_gt_instances,
+            batch_img_metas,
+            batch_gt_instances_ignore=batch_gt_instances_ignore)
+        ld_targets['labels'] = targets[1]
+        losses = self._gfl_losses(cls_scores, bbox_preds, targets)
         losses.update(
             self._distill_losses(cls_scores, bbox_preds, t_cls_scores,
-                                 t_bbox_preds, record))
+                                 t_bbox_preds, ld_targets))
         return losses
 
-    def get_targets(self,
-                    anchor_list: List[List[Tensor]],
-                    valid_flag_list: List[List[Tensor]],
-                    batch_gt_instances: InstanceList,
-                    batch_img_metas: List[dict],
-                    batch_gt_instances_ignore: OptInstanceList = None,
-                    unmap_outputs: bool = True) -> tuple:
-        """GFL's targets, unchanged; during :meth:`loss_by_feat` also keeps
-        the labels (the student's own assignment) and the VLR weights."""
-        record = self._targets_record
-        if record is not None and self.loss_ld_vlr is not None:
-            num_level_anchors = [anchors.size(0) for anchors in anchor_list[0]]
-            ignores = batch_gt_instances_ignore or [None] * len(anchor_list)
-            weights = [
-                self._vlr_weights_single(
-                    torch.cat(anchors), torch.cat(flags), num_level_anchors,
-                    gt_instances, img_meta, gt_ignore)
-                for anchors, flags, gt_instances, img_meta, gt_ignore in zip(
-                    anchor_list, valid_flag_list, batch_gt_instances,
-                    batch_img_metas, ignores)
-            ]
-            record['vlr_weights'] = images_to_levels(weights,
-                                                     num_level_anchors)
-        targets = super().get_targets(
-            anchor_list, valid_flag_list, batch_gt_instances,
-            batch_img_metas, batch_gt_instances_ignore, unmap_outputs)
-        if record is not None:
-            record['labels'] = targets[1]
-        return targets
+    def _gfl_losses(self, cls_scores: List[Tensor], bbox_preds: List[Tensor],
+                    targets: tuple) -> Dict[str, List[Tensor]]:
+        """GFL's own losses from :meth:`get_targets`' output, normalised as
+        :meth:`GFLHead.loss_by_feat` normalises them."""
+        (anchor_list, labels_list, label_weights_list, bbox_targets_list, _,
+         num_pos) = targets
+        num_pos = reduce_mean(
+            torch.tensor(num_pos, dtype=torch.float,
+                         device=cls_scores[0].device)).item()
+        losses_cls, losses_bbox, losses_dfl, quality_sums = multi_apply(
+            self.loss_by_feat_single,
+            anchor_list,
+            cls_scores,
+            bbox_preds,
+            labels_list,
+            label_weights_list,
+            bbox_targets_list,
+            self.prior_generator.strides,
+            avg_factor=num_pos)
+        quality_sum = reduce_mean(sum(quality_sums)).clamp_(min=1).item()
+        return dict(
+            loss_cls=losses_cls,
+            loss_bbox=[loss / quality_sum for loss in losses_bbox],
+            loss_dfl=[loss / quality_sum for loss in losses_dfl])
+
+    def _vlr_weights(self, anchor_list: List[List[Tensor]],
+                     valid_flag_list: List[List[Tensor]],
+                     batch_gt_instances: InstanceList,
+                     batch_img_metas: List[dict],
+                     batch_gt_instances_ignore: OptInstanceList
+                     ) -> List[Tensor]:
+        """VLR weights of every anchor, per level (N, A_l) like GFL's
+        targets."""
+        num_level_anchors = [anchors.size(0) for anchors in anchor_list[0]]
+        ignores = batch_gt_instances_ignore or [None] * len(anchor_list)
+        weights = [
+            self._vlr_weights_single(
+                torch.cat(anchors), torch.cat(flags), num_level_anchors,
+                gt_instances, img_meta, gt_ignore)
+            for anchors, flags, gt_instances, img_meta, gt_ignore in zip(
+                anchor_list, valid_flag_list, batch_gt_instances,
+                batch_img_metas, ignores)
+        ]
+        return images_to_levels(weights, num_level_anchors)
 
     def _vlr_weights_single(self, flat_anchors: Tensor, valid_flags: Tensor,
                             num_level_anchors: List[int],
@@ -340,14 +368,22 @@ class LDGFLHead(TeacherLinkMixin, GFLHead):
     def _distill_losses(self, cls_scores: List[Tensor],
                         bbox_preds: List[Tensor], t_cls_scores: List[Tensor],
                         t_bbox_preds: List[Tensor],
-                        record: dict) -> Dict[str, Tensor]:
-        """The enabled distillation terms over all levels at once."""
+                        ld_targets: Dict[str, List[Tensor]]
+                        ) -> Dict[str, Tensor]:
+        """The enabled distillation terms over all levels at once.
+
+        Args:
+            ld_targets (dict[str, list[Tensor]]): Per level (N, A_l):
+                ``'labels'``, GFL's labels (the student's assignment), and,
+                with ``loss_ld_vlr``, ``'vlr_weights'``.
+        """
         bins = self.reg_max + 1
         s_cls = _flatten_levels(cls_scores, self.cls_out_channels)
         t_cls = _flatten_levels(t_cls_scores, self.cls_out_channels)
         s_reg = _flatten_levels(bbox_preds, 4 * bins).reshape(-1, 4, bins)
         t_reg = _flatten_levels(t_bbox_preds, 4 * bins).reshape(-1, 4, bins)
-        labels = torch.cat([level.reshape(-1) for level in record['labels']])
+        labels = torch.cat(
+            [level.reshape(-1) for level in ld_targets['labels']])
         pos = ((labels >= 0) & (labels < self.num_classes)).nonzero()[:, 0]
         num_pos = _global_count(pos)
 
@@ -358,7 +394,7 @@ class LDGFLHead(TeacherLinkMixin, GFLHead):
                 s_reg[pos], t_reg[pos], weight=score, num_pos=num_pos)
         if self.loss_ld_vlr is not None:
             weights = torch.cat(
-                [level.reshape(-1) for level in record['vlr_weights']])
+                [level.reshape(-1) for level in ld_targets['vlr_weights']])
             vlr = (weights > 0).nonzero()[:, 0]
             losses['loss_ld_vlr'] = self.loss_ld_vlr(
                 s_reg[vlr], t_reg[vlr], weight=weights[vlr],
