@@ -9,12 +9,10 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 from mmdet.models.dense_heads import GFLHead
 from mmdet.models.task_modules.assigners import ATSSAssigner
-from mmdet.models.task_modules.assigners.atss_assigner import \
-    bbox_center_distance
 from mmdet.models.task_modules.prior_generators import anchor_inside_flags
-from mmdet.models.utils import images_to_levels, unmap
+from mmdet.models.utils import images_to_levels, multi_apply, unmap
 from mmdet.registry import MODELS
-from mmdet.structures.bbox import bbox_overlaps, get_box_tensor
+from mmdet.structures.bbox import get_box_tensor
 from mmdet.utils import (InstanceList, OptConfigType, OptInstanceList,
                          reduce_mean)
 from mmengine.structures import InstanceData
@@ -22,129 +20,11 @@ from torch import Tensor
 
 from ..losses.kd_loss import KDLoss
 from ..losses.ld_loss import LDLoss
+from ..task_modules import vlr_weights
 from ..utils import TeacherLinkMixin
 
-_INF = 1e8
 _CLS_KD_NORMALIZE = ('per_level', 'global')
 _VLR_OVERLAPS = ('iof', 'iou')
-
-
-def pairwise_diou(boxes1: Tensor,
-                  boxes2: Tensor,
-                  eps: float = 1e-6,
-                  overlap: str = 'iou') -> Tensor:
-    """Distance-IoU of every box pair: IoU - d^2 / c^2.
-
-    ``d`` is the distance between the two centres and ``c`` the diagonal of
-    the smallest box enclosing both (Zheng et al., AAAI 2020).
-
-    Args:
-        boxes1 (Tensor): Boxes (A, 4), ``xyxy``.
-        boxes2 (Tensor): Boxes (G, 4), ``xyxy``.
-        eps (float): Stabiliser of the IoU and of ``c^2``.
-        overlap (str): ``'iou'`` for the DIoU of the definition, or
-            ``'iof'``: the intersection over the area of ``boxes1`` in place
-            of the IoU, as the LD authors' ``bbox_overlaps(mode='diou')``
-            computes it (it divides by the first box's area, not the
-            union).
-
-    Returns:
-        Tensor: DIoU matrix (A, G), in (-1, 1].
-    """
-    iou = bbox_overlaps(boxes1, boxes2, mode=overlap, eps=eps)
-    centers1 = (boxes1[:, :2] + boxes1[:, 2:]) / 2
-    centers2 = (boxes2[:, :2] + boxes2[:, 2:]) / 2
-    center_dist2 = (centers1[:, None] - centers2[None]).pow(2).sum(-1)
-    enclose_lt = torch.min(boxes1[:, None, :2], boxes2[None, :, :2])
-    enclose_rb = torch.max(boxes1[:, None, 2:], boxes2[None, :, 2:])
-    diag2 = (enclose_rb - enclose_lt).pow(2).sum(-1).clamp(min=eps)
-    return iou - center_dist2 / diag2
-
-
-def atss_iou_thresholds(priors: Tensor, num_level_priors: Sequence[int],
-                        gt_bboxes: Tensor, overlaps: Tensor, topk: int,
-                        ignore_mask: Optional[Tensor] = None) -> Tensor:
-    """The IoU threshold ATSS computes for each gt box.
-
-    As in ATSS: the ``topk`` priors of every level whose centres are
-    closest to the gt centre are the candidates; threshold = mean + std
-    (unbiased) of their IoUs with the gt. Priors in ``ignore_mask`` are
-    pushed away from every gt first, as ATSS does.
-
-    Args:
-        priors (Tensor): Priors (A, 4) of all levels, level by level.
-        num_level_priors (Sequence[int]): Priors per level.
-        gt_bboxes (Tensor): Gt boxes (G, 4).
-        overlaps (Tensor): IoU of priors and gts (A, G).
-        topk (int): Candidates per level.
-        ignore_mask (Tensor, optional): Bool (A, ) of ignored priors.
-
-    Returns:
-        Tensor: Thresholds (G, ).
-    """
-    distances = bbox_center_distance(gt_bboxes, priors)
-    if ignore_mask is not None:
-        distances[ignore_mask, :] = _INF
-    candidates = []
-    start = 0
-    for count in num_level_priors:
-        k = min(topk, count)
-        level_idx = distances[start:start + count].topk(
-            k, dim=0, largest=False).indices
-        candidates.append(level_idx + start)
-        start += count
-    candidate_ious = overlaps.gather(0, torch.cat(candidates))
-    return candidate_ious.mean(0) + candidate_ious.std(0)
-
-
-def vlr_weights(priors: Tensor,
-                num_level_priors: Sequence[int],
-                gt_bboxes: Tensor,
-                topk: int,
-                iou_calculator,
-                low_ratio: float = 0.25,
-                ignore_bboxes: Optional[Tensor] = None,
-                ignore_iof_thr: float = -1.0,
-                diou_overlap: str = 'iou') -> Tensor:
-    """Valuable-localization-region weight of every prior (0 outside).
-
-    A prior is in the VLR of a gt when its DIoU with the gt lies in
-    ``[low_ratio * thr, thr)``, ``thr`` being the gt's ATSS IoU threshold
-    (:func:`atss_iou_thresholds`). All priors are considered, positives
-    included, as in the reference. The weight of a VLR prior is its IoU
-    with the VLR gt of highest IoU (the reference's choice).
-
-    Args:
-        priors (Tensor): Priors (A, 4) of all levels, level by level.
-        num_level_priors (Sequence[int]): Priors per level.
-        gt_bboxes (Tensor): Gt boxes (G, 4).
-        topk (int): ATSS candidates per level.
-        iou_calculator (callable): The assigner's IoU calculator.
-        low_ratio (float): Lower DIoU bound as a fraction of the threshold.
-            Defaults to 0.25.
-        ignore_bboxes (Tensor, optional): Ignored gt boxes.
-        ignore_iof_thr (float): The assigner's ``ignore_iof_thr``.
-        diou_overlap (str): ``overlap`` of :func:`pairwise_diou`: ``'iou'``
-            (the definition) or ``'iof'`` (the authors' code).
-
-    Returns:
-        Tensor: Weights (A, ), 0 for priors outside every VLR.
-    """
-    num_priors, num_gts = priors.size(0), gt_bboxes.size(0)
-    if num_priors == 0 or num_gts == 0:
-        return priors.new_zeros(num_priors)
-    overlaps = iou_calculator(priors, gt_bboxes)
-    ignore_mask = None
-    if (ignore_iof_thr > 0 and ignore_bboxes is not None
-            and ignore_bboxes.numel() > 0):
-        ignore_mask = iou_calculator(
-            priors, ignore_bboxes, mode='iof').max(dim=1).values \
-            > ignore_iof_thr
-    thresholds = atss_iou_thresholds(priors, num_level_priors, gt_bboxes,
-                                     overlaps, topk, ignore_mask)
-    diou = pairwise_diou(priors, gt_bboxes, overlap=diou_overlap)
-    in_vlr = (diou >= low_ratio * thresholds) & (diou < thresholds)
-    return overlaps.masked_fill(~in_vlr, 0).max(dim=1).values
 
 
 def _flatten_levels(maps: Sequence[Tensor], channels: int) -> Tensor:
@@ -187,7 +67,8 @@ class LDGFLHead(TeacherLinkMixin, GFLHead):
       teacher's box-side distributions on the student's positive locations,
       weighted by the student's max class score (sigmoid, detached).
     - ``loss_ld_vlr``: the same loss on the valuable localization region
-      (VLR), computed per image exactly as the authors' public code does:
+      (VLR), computed per image exactly as the authors' public code does
+      (:func:`mmkd_plugin.models.task_modules.vlr_weights`):
 
       1. ``thr[g]`` is the ATSS IoU threshold of gt ``g``, recomputed with
          the student assigner's settings: mean + std (unbiased) of the IoUs
@@ -298,8 +179,6 @@ class LDGFLHead(TeacherLinkMixin, GFLHead):
                 'LDGFLHead: loss_ld_vlr needs the plain ATSSAssigner (its '
                 'thresholds define the region), got '
                 f'{type(self.assigner).__name__}.')
-        # Filled by get_targets while loss_by_feat runs.
-        self._targets_record: Optional[dict] = None
 
     # ------------------------------------------------------------ teacher
     def distill_loss_keys(self) -> List[str]:
@@ -383,54 +262,84 @@ class LDGFLHead(TeacherLinkMixin, GFLHead):
             batch_gt_instances_ignore: OptInstanceList = None) -> dict:
         """GFL losses plus the distillation terms (see class doc).
 
+        One assignment serves both: GFL's targets give the positives of
+        the distillation terms (like mmdet's ``LDHead``, this method calls
+        :meth:`get_targets` itself instead of :meth:`GFLHead.loss_by_feat`,
+        which keeps them to itself).
+
         Returns:
             dict[str, Tensor]: GFL's ``loss_cls``, ``loss_bbox``,
             ``loss_dfl`` and the enabled ones of ``loss_ld``,
             ``loss_ld_vlr``, ``loss_kd_cls``.
         """
         t_cls_scores, t_bbox_preds = self._teacher_forward(cls_scores)
-        self._targets_record = {}
-        try:
-            losses = super().loss_by_feat(
-                cls_scores, bbox_preds, batch_gt_instances, batch_img_metas,
-                batch_gt_instances_ignore=batch_gt_instances_ignore)
-            record = self._targets_record
-        finally:
-            self._targets_record = None
+        anchor_list, valid_flag_list = self.get_anchors(
+            [featmap.shape[-2:] for featmap in cls_scores],
+            batch_img_metas,
+            device=cls_scores[0].device)
+        ld_targets = {}
+        if self.loss_ld_vlr is not None:
+            # Before get_targets, which concatenates anchor_list's levels.
+            ld_targets['vlr_weights'] = self._vlr_weights(
+                anchor_list, valid_flag_list, batch_gt_instances,
+                batch_img_metas, batch_gt_instances_ignore)
+        targets = self.get_targets(
+            anchor_list,
+            valid_flag_list,
+            batch_gt_instances,
+            batch_img_metas,
+            batch_gt_instances_ignore=batch_gt_instances_ignore)
+        ld_targets['labels'] = targets[1]
+        losses = self._gfl_losses(cls_scores, bbox_preds, targets)
         losses.update(
             self._distill_losses(cls_scores, bbox_preds, t_cls_scores,
-                                 t_bbox_preds, record))
+                                 t_bbox_preds, ld_targets))
         return losses
 
-    def get_targets(self,
-                    anchor_list: List[List[Tensor]],
-                    valid_flag_list: List[List[Tensor]],
-                    batch_gt_instances: InstanceList,
-                    batch_img_metas: List[dict],
-                    batch_gt_instances_ignore: OptInstanceList = None,
-                    unmap_outputs: bool = True) -> tuple:
-        """GFL's targets, unchanged; during :meth:`loss_by_feat` also keeps
-        the labels (the student's own assignment) and the VLR weights."""
-        record = self._targets_record
-        if record is not None and self.loss_ld_vlr is not None:
-            num_level_anchors = [anchors.size(0) for anchors in anchor_list[0]]
-            ignores = batch_gt_instances_ignore or [None] * len(anchor_list)
-            weights = [
-                self._vlr_weights_single(
-                    torch.cat(anchors), torch.cat(flags), num_level_anchors,
-                    gt_instances, img_meta, gt_ignore)
-                for anchors, flags, gt_instances, img_meta, gt_ignore in zip(
-                    anchor_list, valid_flag_list, batch_gt_instances,
-                    batch_img_metas, ignores)
-            ]
-            record['vlr_weights'] = images_to_levels(weights,
-                                                     num_level_anchors)
-        targets = super().get_targets(
-            anchor_list, valid_flag_list, batch_gt_instances,
-            batch_img_metas, batch_gt_instances_ignore, unmap_outputs)
-        if record is not None:
-            record['labels'] = targets[1]
-        return targets
+    def _gfl_losses(self, cls_scores: List[Tensor], bbox_preds: List[Tensor],
+                    targets: tuple) -> Dict[str, List[Tensor]]:
+        """GFL's own losses from :meth:`get_targets`' output, normalised as
+        :meth:`GFLHead.loss_by_feat` normalises them."""
+        (anchor_list, labels_list, label_weights_list, bbox_targets_list, _,
+         num_pos) = targets
+        num_pos = reduce_mean(
+            torch.tensor(num_pos, dtype=torch.float,
+                         device=cls_scores[0].device)).item()
+        losses_cls, losses_bbox, losses_dfl, quality_sums = multi_apply(
+            self.loss_by_feat_single,
+            anchor_list,
+            cls_scores,
+            bbox_preds,
+            labels_list,
+            label_weights_list,
+            bbox_targets_list,
+            self.prior_generator.strides,
+            avg_factor=num_pos)
+        quality_sum = reduce_mean(sum(quality_sums)).clamp_(min=1).item()
+        return dict(
+            loss_cls=losses_cls,
+            loss_bbox=[loss / quality_sum for loss in losses_bbox],
+            loss_dfl=[loss / quality_sum for loss in losses_dfl])
+
+    def _vlr_weights(self, anchor_list: List[List[Tensor]],
+                     valid_flag_list: List[List[Tensor]],
+                     batch_gt_instances: InstanceList,
+                     batch_img_metas: List[dict],
+                     batch_gt_instances_ignore: OptInstanceList
+                     ) -> List[Tensor]:
+        """VLR weights of every anchor, per level (N, A_l) like GFL's
+        targets."""
+        num_level_anchors = [anchors.size(0) for anchors in anchor_list[0]]
+        ignores = batch_gt_instances_ignore or [None] * len(anchor_list)
+        weights = [
+            self._vlr_weights_single(
+                torch.cat(anchors), torch.cat(flags), num_level_anchors,
+                gt_instances, img_meta, gt_ignore)
+            for anchors, flags, gt_instances, img_meta, gt_ignore in zip(
+                anchor_list, valid_flag_list, batch_gt_instances,
+                batch_img_metas, ignores)
+        ]
+        return images_to_levels(weights, num_level_anchors)
 
     def _vlr_weights_single(self, flat_anchors: Tensor, valid_flags: Tensor,
                             num_level_anchors: List[int],
@@ -459,14 +368,22 @@ class LDGFLHead(TeacherLinkMixin, GFLHead):
     def _distill_losses(self, cls_scores: List[Tensor],
                         bbox_preds: List[Tensor], t_cls_scores: List[Tensor],
                         t_bbox_preds: List[Tensor],
-                        record: dict) -> Dict[str, Tensor]:
-        """The enabled distillation terms over all levels at once."""
+                        ld_targets: Dict[str, List[Tensor]]
+                        ) -> Dict[str, Tensor]:
+        """The enabled distillation terms over all levels at once.
+
+        Args:
+            ld_targets (dict[str, list[Tensor]]): Per level (N, A_l):
+                ``'labels'``, GFL's labels (the student's assignment), and,
+                with ``loss_ld_vlr``, ``'vlr_weights'``.
+        """
         bins = self.reg_max + 1
         s_cls = _flatten_levels(cls_scores, self.cls_out_channels)
         t_cls = _flatten_levels(t_cls_scores, self.cls_out_channels)
         s_reg = _flatten_levels(bbox_preds, 4 * bins).reshape(-1, 4, bins)
         t_reg = _flatten_levels(t_bbox_preds, 4 * bins).reshape(-1, 4, bins)
-        labels = torch.cat([level.reshape(-1) for level in record['labels']])
+        labels = torch.cat(
+            [level.reshape(-1) for level in ld_targets['labels']])
         pos = ((labels >= 0) & (labels < self.num_classes)).nonzero()[:, 0]
         num_pos = _global_count(pos)
 
@@ -477,7 +394,7 @@ class LDGFLHead(TeacherLinkMixin, GFLHead):
                 s_reg[pos], t_reg[pos], weight=score, num_pos=num_pos)
         if self.loss_ld_vlr is not None:
             weights = torch.cat(
-                [level.reshape(-1) for level in record['vlr_weights']])
+                [level.reshape(-1) for level in ld_targets['vlr_weights']])
             vlr = (weights > 0).nonzero()[:, 0]
             losses['loss_ld_vlr'] = self.loss_ld_vlr(
                 s_reg[vlr], t_reg[vlr], weight=weights[vlr],
