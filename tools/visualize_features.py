@@ -54,8 +54,9 @@ from mmengine.runner.checkpoint import _load_checkpoint  # noqa: E402
 from torch import Tensor  # noqa: E402
 
 import mmkd_plugin  # noqa: E402,F401  (registers components)
-from mmkd_plugin.models.losses.fgd_loss import (  # noqa: E402
-    fgd_attention, fgd_masks_multi)
+from mmkd_plugin.models.losses.fgd_loss import fgd_attention  # noqa: E402
+from mmkd_plugin.models.losses.fgd_masks import (  # noqa: E402
+    fgd_masks as fgd_masks_multi)
 
 DEFAULT_TEMP = 0.5
 DEFAULT_SCORE_THR = 0.3
