@@ -16,8 +16,8 @@ from mmdet.structures.bbox import HorizontalBoxes
 from mmengine.structures import InstanceData
 
 from mmkd_plugin.models.losses import (CWDLoss, FGDLoss, FitNetLoss,
-                                       MGDLoss, PKDLoss, fgd_masks)
-from mmkd_plugin.models.losses.fgd_loss import fgd_masks_multi
+                                       MGDLoss, PKDLoss)
+from mmkd_plugin.models.losses.fgd_masks import fgd_masks as fgd_masks_multi
 from mmkd_plugin.models.losses.mgd_loss import mask_draw_seed
 
 RTOL = 1e-5
@@ -52,6 +52,11 @@ def feats(n, c_s, c_t, hw, seed=1, dtype=torch.float64):
     s = torch.randn(n, c_s, *hw, generator=gen, dtype=dtype)
     t = torch.randn(n, c_t, *hw, generator=gen, dtype=dtype)
     return s.requires_grad_(), t
+
+
+def fgd_masks(boxes_list, batch_input_shape, feat_hw):
+    """The library's FGD masks of a single level."""
+    return fgd_masks_multi(boxes_list, batch_input_shape, [feat_hw])[0]
 
 
 def assert_close(a, b, rtol=RTOL, atol=ATOL):

@@ -51,7 +51,8 @@ from pycocotools.coco import COCO
 from torch import Tensor
 
 import mmkd_plugin  # noqa: F401  (registers components)
-from mmkd_plugin.models.losses import fgd_attention, fgd_masks
+from mmkd_plugin.models.losses.fgd_loss import fgd_attention
+from mmkd_plugin.models.losses.fgd_masks import fgd_masks
 from mmkd_plugin.utils import DistillationState, split_distillation_state
 
 DEFAULT_TEMP = 0.5
@@ -433,9 +434,10 @@ def feature_maps(model: torch.nn.Module, inputs: Tensor,
                          f'{len(teacher_feats)} teacher levels.')
     batch_shape = tuple(data_sample.metainfo['batch_input_shape'])
     boxes = [boxes.to(inputs.device).float()]
+    masks = fgd_masks(boxes, batch_shape,
+                      [feat.shape[-2:] for feat in teacher_feats])
     levels = []
-    for s_feat, t_feat in zip(student_feats, teacher_feats):
-        fg, _ = fgd_masks(boxes, batch_shape, t_feat.shape[-2:])
+    for s_feat, t_feat, (fg, _) in zip(student_feats, teacher_feats, masks):
         s_att = fgd_attention(s_feat.float(), temp)[0][0]
         t_att = fgd_attention(t_feat.float(), temp)[0][0]
         stride = batch_shape[0] / t_feat.shape[-2]

@@ -1,8 +1,7 @@
 # Copyright (c) mmkd_plugin contributors.
 from .cwd_loss import CWDLoss
 from .dkd_loss import DKDLoss
-from .fgd_loss import (FGDLoss, fgd_attention, fgd_masks,
-                       fgd_masks_from_data_samples)
+from .fgd_loss import FGDLoss
 from .fitnet_loss import FitNetLoss
 from .kd_loss import KDLoss
 from .ld_loss import LDLoss
@@ -11,6 +10,5 @@ from .pkd_loss import PKDLoss
 
 __all__ = [
     'CWDLoss', 'DKDLoss', 'FGDLoss', 'FitNetLoss', 'KDLoss', 'LDLoss',
-    'MGDLoss', 'PKDLoss', 'fgd_attention', 'fgd_masks',
-    'fgd_masks_from_data_samples'
+    'MGDLoss', 'PKDLoss'
 ]
