@@ -90,9 +90,12 @@ DIGITS_CONFIGS = [name for name in CONFIG_NAMES if name.endswith('_digits.py')]
 
 def data_paths(cfg) -> dict:
     """Every dataset root and evaluator annotation file of a config."""
-    paths = {f'{loader}.dataset.data_root': cfg[loader].dataset.data_root
-             for loader in ('train_dataloader', 'val_dataloader',
-                            'test_dataloader')}
+    paths = {}
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        dataset = cfg[loader].dataset
+        while 'data_root' not in dataset:  # MultiImageMixDataset and co.
+            dataset = dataset.dataset
+        paths[f'{loader} data_root'] = dataset.data_root
     paths.update({f'{name}.ann_file': cfg[name].ann_file
                   for name in ('val_evaluator', 'test_evaluator')})
     return paths
