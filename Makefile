@@ -13,7 +13,7 @@ $(STAMP): setup.py tools/setup_env.sh
 	touch $@
 
 test: setup
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --durations=15 tests
 
 demo: setup
 	$(PY) tools/demo.py
