@@ -1,9 +1,10 @@
-# Student baseline of the DKD pair of the digit-scenes demo (tools/demo.py
-# --methods dkd): plain mmdet Faster R-CNN R18, small variant (64-channel FPN
-# P2-P5, 10 classes; see `digit_faster_rcnn` in _base_/digit_scenes.py),
-# backbone from random init (init_cfg=None: nothing can be downloaded here).
-# Same data and schedule as the other demo runs (the demo sets the iteration
-# count).
+# Teacher of the Faster R-CNN family of the efficacy benchmark (tools/demo.py,
+# docs/efficacy.md): plain mmdet Faster R-CNN, ResNet-18 at full width, small
+# variant (64-channel FPN P2-P5, 10 classes; `digit_faster_rcnn` in
+# _base_/digit_scenes.py), backbone from random init (nothing can be
+# downloaded here). The family's data and schedule are set here once: its
+# student (faster-rcnn_r18-w16_digits.py) inherits this file and every
+# distillation config of the family inherits the student's.
 # Run: python tools/train.py configs/faster-rcnn_r18_digits.py
 _base_ = [
     'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py',

@@ -1,8 +1,10 @@
-# Student baseline of the LD pair of the digit-scenes demo (tools/demo.py
-# --methods ld): plain mmdet GFL R18, small variant (64-channel FPN P2-P5, 10
-# classes; see `digit_gfl` in _base_/digit_scenes.py), backbone from random
-# init (init_cfg=None: nothing can be downloaded here). Same data and schedule
-# as the other demo runs (the demo sets the iteration count).
+# Teacher of the GFL family of the efficacy benchmark (tools/demo.py,
+# docs/efficacy.md): plain mmdet GFL, ResNet-18 at full width, small
+# variant (64-channel FPN P2-P5, 10 classes; `digit_gfl` in
+# _base_/digit_scenes.py), backbone from random init (nothing can be
+# downloaded here). The family's data and schedule are set here once: its
+# student (gfl_r18-w16_digits.py) inherits this file and every
+# distillation config of the family inherits the student's.
 # Run: python tools/train.py configs/gfl_r18_digits.py
 _base_ = [
     'mmdet::gfl/gfl_r50_fpn_1x_coco.py',

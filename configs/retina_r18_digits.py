@@ -1,9 +1,10 @@
-# Student baseline of the digit-scenes demo (tools/demo.py): plain mmdet
-# RetinaNet R18, small variant (64-channel FPN P2-P5, 2-conv 64-channel head,
-# 10 classes; see `digit_retina` in _base_/digit_scenes.py), trained from
-# scratch: the backbone has init_cfg=None (random init, nothing can be
-# downloaded here). Same data and schedule as the teacher and the distilled
-# students: 1000 iterations of 8 images, AdamW 2e-3.
+# Teacher of the RetinaNet family of the efficacy benchmark (tools/demo.py,
+# docs/efficacy.md): plain mmdet RetinaNet, ResNet-18 at full width, small
+# variant (64-channel FPN P2-P5, 10 classes; `digit_retina` in
+# _base_/digit_scenes.py), backbone from random init (nothing can be
+# downloaded here). The family's data and schedule are set here once: its
+# student (retina_r18-w16_digits.py) inherits this file and every
+# distillation config of the family inherits the student's.
 # Run: python tools/train.py configs/retina_r18_digits.py
 _base_ = [
     'mmdet::retinanet/retinanet_r18_fpn_1x_coco.py',

@@ -19,8 +19,8 @@ TINY = ['--shape', '64', '64', '--batch', '2', '--boxes', '2', '--iters',
 
 
 @pytest.mark.parametrize('config, plain_head', [
-    ('fgd_retina_r101_r18_digits.py', None),
-    ('dkd_faster-rcnn_r101_r18_digits.py', 'StandardRoIHead'),
+    ('fgd_retina_r18_r18-w16_digits.py', None),
+    ('dkd_faster-rcnn_r18_r18-w16_digits.py', 'StandardRoIHead'),
 ])
 def test_benchmark_writes_medians(tmp_path, config, plain_head, capsys):
     out = tmp_path / 'bench.json'
@@ -64,7 +64,7 @@ def test_summary_of_hand_built_timings():
 @pytest.mark.parametrize('argv, message', [
     ([], 'give a CONFIG or --demo-pairs'),
     (['no_such_config.py'], 'config not found'),
-    (['--demo-pairs', osp.join(CONFIG_DIR, 'fgd_retina_r101_r18_digits.py')],
+    (['--demo-pairs', osp.join(CONFIG_DIR, 'fgd_retina_r18_r18-w16_digits.py')],
      'not both'),
 ])
 def test_benchmark_argument_errors(argv, message, capsys):

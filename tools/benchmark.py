@@ -45,9 +45,9 @@ from mmkd_plugin.models.utils import resolve_model_config
 CONFIG_DIR = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))),
                       'configs')
 DEMO_CONFIGS = [
-    'fgd_retina_r101_r18_digits.py', 'cwd_retina_r101_r18_digits.py',
-    'mgd_retina_x101_r50_digits.py', 'pkd_retina_x101_r50_digits.py',
-    'ld_gfl_r101_r18_digits.py', 'dkd_faster-rcnn_r101_r18_digits.py'
+    'fgd_retina_r18_r18-w16_digits.py', 'cwd_retina_r18_r18-w16_digits.py',
+    'mgd_retina_r18_r18-w16_digits.py', 'pkd_retina_r18_r18-w16_digits.py',
+    'ld_gfl_r18_r18-w16_digits.py', 'dkd_faster-rcnn_r18_r18-w16_digits.py'
 ]
 DEMO_SHAPE, DEMO_BATCH, DEMO_BOXES = (128, 128), 8, 4
 PHASES = ('student_step', 'teacher_fwd', 'distill_step')

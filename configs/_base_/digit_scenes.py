@@ -1,12 +1,20 @@
-# The project's generated dataset (tools/make_digit_scenes.py): 128x128
-# scenes of 2-5 handwritten digits, 10 classes, COCO format, with a
-# CPU-sized iteration schedule.
+# The project's generated dataset (tools/make_digit_scenes.py): square
+# scenes of handwritten digits, 10 classes, COCO format, with a CPU-sized
+# iteration schedule, and the small detectors of the efficacy benchmark
+# (tools/demo.py, docs/efficacy.md).
 #
 # mmengine forbids the same key in two sibling bases, so everything sits
-# under `digit_scenes` (data, schedule, runtime) and `digit_retina` (the
-# small RetinaNet models, at the end); a config that inherits a COCO config
-# and this file takes each part with `key = {{_base_.digit_scenes.key}}`
-# (see cwd_retina_r101_r18_digits.py). `_delete_` drops the COCO settings.
+# under `digit_scenes` (data, schedule, runtime) and `digit_retina`,
+# `digit_gfl`, `digit_faster_rcnn` (the small models, at the end). Each
+# detector family has ONE config that takes the data and schedule from
+# here with `key = {{_base_.digit_scenes.key}}` (retina_r18_digits.py,
+# gfl_r18_digits.py, faster-rcnn_r18_digits.py, the teachers); the
+# narrower students inherit their teacher's config, and each distillation
+# config inherits its student's config, so neither repeats that block.
+#
+# Images are used at the size they were generated (Resize by a factor of
+# 1): the benchmark's proxy is 64 px (tools/demo.py), make_digit_scenes.py
+# writes 64 px by default too.
 #
 # Data root: `data/digit_scenes/` (relative to the working directory), or
 # the environment variable DIGIT_SCENES_ROOT when it is set. Every path of
@@ -18,7 +26,6 @@
 # it inherits (tests/test_configs.py checks both).
 _data_root = '{{$DIGIT_SCENES_ROOT:data/digit_scenes}}'.rstrip('/') + '/'
 _metainfo = dict(classes=('0', '1', '2', '3', '4', '5', '6', '7', '8', '9'))
-_image_size = (128, 128)
 _max_iters = 1000
 
 
@@ -37,12 +44,12 @@ def _dataset(split, pipeline, test_mode):
 _train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations', with_bbox=True),
-    dict(type='Resize', scale=_image_size, keep_ratio=True),
+    dict(type='Resize', scale_factor=1.0),
     dict(type='PackDetInputs')
 ]
 _test_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=_image_size, keep_ratio=True),
+    dict(type='Resize', scale_factor=1.0),
     dict(type='LoadAnnotations', with_bbox=True),
     dict(type='PackDetInputs',
          meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
@@ -116,21 +123,24 @@ digit_scenes = dict(
 )
 
 
-# Small RetinaNet variants sized for the 128x128 scenes (CPU scale): a
-# 64-channel FPN on C2-C5 (start_level=0, 4 levels P2-P5, strides 4-32;
-# with mmdet's anchor scales the anchors span 16-203 px, the smallest
-# fitting 12-48 px digits) and a 2-conv 64-channel head. The backbones
-# start from random weights (init_cfg=None: nothing can be downloaded
-# here), so no stage is frozen and BatchNorm trains (frozen_stages=-1,
-# norm_eval=False); a frozen random stem would never learn.
-# `_delete_` replaces the whole backbone/neck, so the same override turns any
-# mmdet RetinaNet config (R18/R50/R101/X101) into the small variant.
-def _small_retina(depth, neck_in_channels):
+# Small detectors sized for 64-128 px scenes (CPU scale): a ResNet of
+# `base_channels` width (64 is the standard ResNet; the benchmark's students
+# use 16, a quarter of every stage's width, about 1/10 of its parameters),
+# a 64-channel FPN on C2-C5 (start_level=0, 4 levels P2-P5, strides 4-32)
+# and 2-conv 64-channel heads, so that teacher and student features have the
+# same shape at every level. The backbones start from random weights
+# (init_cfg=None: nothing can be downloaded here), so no stage is frozen and
+# BatchNorm trains (frozen_stages=-1, norm_eval=False); a frozen random stem
+# would never learn. `_delete_` replaces the whole backbone/neck, so the same
+# override turns any mmdet config of the family into the small variant.
+def _small_backbone_neck(depth, base_channels=64):
+    expansion = 1 if depth < 50 else 4
     return dict(
         backbone=dict(
             _delete_=True,
             type='ResNet',
             depth=depth,
+            base_channels=base_channels,
             num_stages=4,
             out_indices=(0, 1, 2, 3),
             frozen_stages=-1,
@@ -141,10 +151,17 @@ def _small_retina(depth, neck_in_channels):
         neck=dict(
             _delete_=True,
             type='FPN',
-            in_channels=neck_in_channels,
+            in_channels=[base_channels * expansion * 2**i for i in range(4)],
             out_channels=64,
             start_level=0,
-            num_outs=4),
+            num_outs=4))
+
+
+# RetinaNet: mmdet's anchors (3 scales x 3 ratios per cell) on strides 4-32;
+# the smallest span 16-25 px.
+def _small_retina(depth, base_channels=64):
+    return dict(
+        **_small_backbone_neck(depth, base_channels),
         bbox_head=dict(
             num_classes=10,
             in_channels=64,
@@ -153,37 +170,11 @@ def _small_retina(depth, neck_in_channels):
             anchor_generator=dict(strides=[4, 8, 16, 32])))
 
 
-_r50_cfg = 'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py'
-_r18_cfg = 'mmdet::retinanet/retinanet_r18_fpn_1x_coco.py'
-digit_retina = dict(
-    # `model = {{_base_.digit_retina.r50}}` in a config inheriting
-    # `_r50_cfg` (retina_r50_digits.py) or `_r18_cfg` for r18.
-    r50=_small_retina(50, [256, 512, 1024, 2048]),
-    r18=_small_retina(18, [64, 128, 256, 512]),
-    # DistillationDetector `teacher=` / `student=`: the same models by
-    # reference, so the teacher trained with retina_r50_digits.py loads
-    # strictly into the distillation teacher.
-    teacher_r50=dict(cfg_path=_r50_cfg, **_small_retina(
-        50, [256, 512, 1024, 2048])),
-    student_r18=dict(cfg_path=_r18_cfg, **_small_retina(
-        18, [64, 128, 256, 512])),
-)
-
-
-# GFL (the LD pair) and Faster R-CNN (the DKD pair) at the same scale: the
-# same random-init backbone and 64-channel FPN P2-P5. GFL keeps mmdet's ATSS
-# anchors (one 8x-stride anchor per cell, reg_max 16) on strides 4-32 with a
-# 2-conv head. Faster R-CNN's RPN uses anchor scale 4 (16-128 px instead of
-# mmdet's 32-256, for 12-48 px digits) and fewer proposals (CPU scale); the
-# RoI head keeps mmdet's 2-fc box head (256-d fcs instead of 1024).
-def _small_backbone_neck(depth, neck_in_channels):
-    retina = _small_retina(depth, neck_in_channels)
-    return dict(backbone=retina['backbone'], neck=retina['neck'])
-
-
-def _small_gfl(depth, neck_in_channels):
+# GFL keeps mmdet's ATSS anchors (one 8x-stride anchor per cell, reg_max 16)
+# on strides 4-32 with a 2-conv head.
+def _small_gfl(depth, base_channels=64):
     return dict(
-        **_small_backbone_neck(depth, neck_in_channels),
+        **_small_backbone_neck(depth, base_channels),
         bbox_head=dict(
             num_classes=10,
             in_channels=64,
@@ -192,9 +183,12 @@ def _small_gfl(depth, neck_in_channels):
             anchor_generator=dict(strides=[4, 8, 16, 32])))
 
 
-def _small_faster_rcnn(depth, neck_in_channels):
+# Faster R-CNN's RPN uses anchor scale 4 (16-128 px instead of mmdet's
+# 32-256) and fewer proposals (CPU scale); the RoI head keeps mmdet's 2-fc
+# box head (256-d fcs instead of 1024).
+def _small_faster_rcnn(depth, base_channels=64):
     return dict(
-        **_small_backbone_neck(depth, neck_in_channels),
+        **_small_backbone_neck(depth, base_channels),
         rpn_head=dict(
             in_channels=64,
             feat_channels=64,
@@ -210,21 +204,14 @@ def _small_faster_rcnn(depth, neck_in_channels):
         test_cfg=dict(rpn=dict(nms_pre=500, max_per_img=300)))
 
 
-_gfl_r50_cfg = 'mmdet::gfl/gfl_r50_fpn_1x_coco.py'
-_faster_r50_cfg = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
-_r50_in = [256, 512, 1024, 2048]
-_r18_in = [64, 128, 256, 512]
-digit_gfl = dict(
-    r50=_small_gfl(50, _r50_in),
-    r18=_small_gfl(18, _r18_in),
-    teacher_r50=dict(cfg_path=_gfl_r50_cfg, **_small_gfl(50, _r50_in)),
-    student_r18=dict(cfg_path=_gfl_r50_cfg, **_small_gfl(18, _r18_in)),
-)
-digit_faster_rcnn = dict(
-    r50=_small_faster_rcnn(50, _r50_in),
-    r18=_small_faster_rcnn(18, _r18_in),
-    teacher_r50=dict(cfg_path=_faster_r50_cfg,
-                     **_small_faster_rcnn(50, _r50_in)),
-    student_r18=dict(cfg_path=_faster_r50_cfg,
-                     **_small_faster_rcnn(18, _r18_in)),
-)
+# `model = {{_base_.digit_retina.r18}}` in a config inheriting an mmdet
+# RetinaNet config (retina_r18_digits.py); the same for GFL and Faster
+# R-CNN. A narrower student overrides `backbone.base_channels` and the
+# FPN's `in_channels` (see `student_widths`).
+digit_retina = dict(r18=_small_retina(18))
+digit_gfl = dict(r18=_small_gfl(18))
+digit_faster_rcnn = dict(r18=_small_faster_rcnn(18))
+# The benchmark's student: ResNet-18 at a quarter of the width.
+student_widths = dict(
+    backbone=dict(base_channels=16),
+    neck=dict(in_channels=[16, 32, 64, 128]))

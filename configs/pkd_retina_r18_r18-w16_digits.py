@@ -1,0 +1,25 @@
+# PKD (pkd_retina_x101_r50.py) on the RetinaNet family of the efficacy benchmark (tools/demo.py,
+# docs/efficacy.md): teacher retina_r18_digits.py (its checkpoint: the
+# benchmark passes it as model.teacher_ckpt), student
+# retina_r18-w16_digits.py; this file inherits the student's config
+# (data and schedule) and only replaces the model.
+# PKD on all 4 FPN levels. Weight 1 (COCO: 10), set on the earlier 128 px
+# R50 -> R18 proxy so that the PKD loss at the first iteration is about
+# twice the detection loss; not re-tuned on this proxy.
+_base_ = './retina_r18-w16_digits.py'
+
+model = dict(
+    _delete_=True,
+    type='DistillationDetector',
+    teacher='mmkd_plugin::retina_r18_digits.py',
+    student='mmkd_plugin::retina_r18-w16_digits.py',
+    teacher_ckpt=None,
+    distill=[
+        dict(
+            student='neck',
+            teacher='neck',
+            levels=[0, 1, 2, 3],
+            loss=dict(type='PKDLoss', loss_weight=1.0)),
+    ])
+
+custom_hooks = {{_base_.digit_scenes.distill_hooks}}

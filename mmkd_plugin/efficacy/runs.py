@@ -1,0 +1,251 @@
+# Copyright (c) mmkd_plugin contributors.
+"""One training run of the efficacy benchmark: train, evaluate, cache.
+
+A run is a config trained for a number of iterations with one seed on one
+generated dataset, then scored by mmdet's CocoMetric on the requested
+splits. Everything happens in this process with mmengine's ``Runner``.
+What decides the trained weights (the resolved model, data, schedule,
+optimizer and seed, the dataset's parameters and the teacher's own
+signature) is hashed into a signature stored next to the checkpoint, so a
+re-run reuses a finished run and evaluates it only on splits it has no
+numbers for yet, and retrains it when any of those changed.
+"""
+import copy
+import gc
+import hashlib
+import json
+import os
+import os.path as osp
+import time
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple
+
+# Keys of the resolved config that decide the trained weights.
+TRAINING_KEYS = ('model', 'train_dataloader', 'train_cfg', 'optim_wrapper',
+                 'param_scheduler', 'randomness', 'auto_scale_lr',
+                 'custom_imports')
+METRIC_KEYS = {'mAP': 'coco/bbox_mAP', 'AP50': 'coco/bbox_mAP_50',
+               'AP75': 'coco/bbox_mAP_75'}
+RESULT_FILE = 'result.json'
+
+
+@dataclass
+class RunSpec:
+    """What one run trains.
+
+    Args:
+        name (str): Folder of the run under the work dir.
+        config (str): Config file path.
+        seed (int): Training seed (``randomness.seed``).
+        iters (int): Training iterations; the config's warm-up and cosine
+            schedule are rescaled to them.
+        teacher (str, optional): Name of the run whose final checkpoint is
+            this run's ``model.teacher_ckpt``, or, with
+            ``init_from_teacher``, the checkpoint those modules load.
+        init_from_teacher (tuple[str]): Modules of a plain (not distilled)
+            model initialised from the teacher's checkpoint (mmengine's
+            ``Pretrained`` init with the module's prefix).
+        options (dict): Extra config options (``merge_from_dict`` keys).
+        group (str): The table row the run belongs to (one per seed).
+        role (str): The row's role (see ``report.ROLES``).
+        family (str): The detector family of the row.
+    """
+    name: str
+    config: str
+    seed: int
+    iters: int
+    teacher: Optional[str] = None
+    init_from_teacher: Tuple[str, ...] = ()
+    options: Dict = field(default_factory=dict)
+    group: str = ''
+    role: str = ''
+    family: str = ''
+
+
+def read_json(path: str) -> Optional[dict]:
+    """Return the json in ``path``, or None when missing or unreadable."""
+    try:
+        with open(path, encoding='utf-8') as file:
+            return json.load(file)
+    except (OSError, ValueError):
+        return None
+
+
+def write_json(path: str, data: dict) -> None:
+    """Write ``data`` as indented json; the file appears complete or not at
+    all (written beside it, then renamed)."""
+    tmp_path = path + '.tmp'
+    with open(tmp_path, 'w', encoding='utf-8') as file:
+        json.dump(data, file, indent=2, sort_keys=True)
+        file.write('\n')
+    os.replace(tmp_path, path)
+
+
+def schedule_options(iters: int) -> Dict:
+    """Config options that rescale the digit configs' schedule (10% linear
+    warm-up, cosine to the end) to ``iters`` and save one final checkpoint;
+    validation during training is off (the run is evaluated after it)."""
+    warmup = max(1, iters // 10)
+    return {
+        'train_cfg.max_iters': iters,
+        'train_cfg.val_interval': iters + 1,
+        'param_scheduler.0.end': warmup,
+        'param_scheduler.1.begin': warmup,
+        'param_scheduler.1.end': iters,
+        'param_scheduler.1.T_max': max(1, iters - warmup),
+        'default_hooks.checkpoint.interval': iters,
+        'default_hooks.logger.interval': min(50, iters),
+    }
+
+
+def split_options(data_root: str, split: str) -> Dict:
+    """Config options that point the test dataloader and evaluator at
+    ``split`` of the dataset in ``data_root``."""
+    return {
+        'test_dataloader.dataset.data_root': data_root,
+        'test_dataloader.dataset.ann_file': f'annotations/{split}.json',
+        'test_dataloader.dataset.data_prefix.img': f'{split}/',
+        'test_evaluator.ann_file': osp.join(data_root, 'annotations',
+                                            f'{split}.json'),
+    }
+
+
+def load_config(spec: RunSpec, data_root: str, work_dir: str,
+                teacher_ckpt: Optional[str]):
+    """The resolved config of ``spec`` on the dataset in ``data_root``.
+
+    Returns:
+        mmengine.Config: The config, ready for ``Runner.from_cfg``.
+    """
+    from mmengine.config import Config
+
+    # The digit configs read their data root from this variable when they
+    # are parsed (see configs/_base_/digit_scenes.py).
+    os.environ['DIGIT_SCENES_ROOT'] = data_root
+    cfg = Config.fromfile(spec.config)
+    options = dict(schedule_options(spec.iters), **spec.options)
+    options['randomness'] = dict(seed=spec.seed)
+    for module in spec.init_from_teacher:
+        options[f'model.{module}.init_cfg'] = dict(
+            type='Pretrained', checkpoint=teacher_ckpt, prefix=f'{module}.')
+    if teacher_ckpt is not None and not spec.init_from_teacher:
+        options['model.teacher_ckpt'] = teacher_ckpt
+    cfg.merge_from_dict(options)
+    cfg.work_dir = osp.join(work_dir, spec.name)
+    cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
+    return cfg
+
+
+def signature(cfg, dataset_meta: dict,
+              teacher_signature: Optional[str]) -> str:
+    """sha256 of what decides a run's trained weights: the resolved
+    config's :data:`TRAINING_KEYS` (the teacher's checkpoint path left
+    out), the dataset's parameters and the teacher run's signature."""
+    resolved = copy.deepcopy(cfg.to_dict())
+    resolved['model'].pop('teacher_ckpt', None)
+    for module in resolved['model'].values():
+        if isinstance(module, dict) and isinstance(module.get('init_cfg'),
+                                                   dict):
+            module['init_cfg'].pop('checkpoint', None)
+    payload = dict({key: resolved.get(key) for key in TRAINING_KEYS},
+                   dataset=dataset_meta, teacher=teacher_signature)
+    text = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def final_checkpoint(work_dir: str, spec: RunSpec) -> str:
+    """Path of the checkpoint a finished run leaves."""
+    return osp.join(work_dir, spec.name, f'iter_{spec.iters}.pth')
+
+
+def coco_percent(metrics: Dict[str, float]) -> Dict[str, float]:
+    """CocoMetric's results in percent; CocoMetric returns nothing when the
+    model detected nothing (an untrained model), which counts as 0."""
+    return {key: 100.0 * float(metrics.get(coco_key, 0.0))
+            for key, coco_key in METRIC_KEYS.items()}
+
+
+def evaluate(cfg, checkpoint: str, data_root: str,
+             split: str) -> Dict[str, float]:
+    """Score ``checkpoint`` on ``split`` with the config's test evaluator.
+
+    Returns:
+        dict[str, float]: mAP, AP50 and AP75 in percent.
+    """
+    from mmengine.runner import Runner
+    test_cfg = copy.deepcopy(cfg)
+    test_cfg.merge_from_dict(split_options(data_root, split))
+    test_cfg.load_from = checkpoint
+    test_cfg.custom_hooks = []
+    runner = Runner.from_cfg(test_cfg)
+    metrics = runner.test()
+    del runner
+    gc.collect()
+    return coco_percent(metrics)
+
+
+def train(cfg) -> float:
+    """Train ``cfg`` with mmengine's Runner.
+
+    Returns:
+        float: Mean seconds per training iteration (mmengine's iteration
+        timer, without the set-up).
+    """
+    from mmengine.runner import Runner
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    seconds_per_iter = runner.message_hub.get_scalar('train/time').mean()
+    del runner
+    gc.collect()
+    return float(seconds_per_iter)
+
+
+def run(spec: RunSpec, work_dir: str, data_root: str, dataset_meta: dict,
+        splits: List[str], teacher_result: Optional[dict] = None) -> dict:
+    """Train ``spec`` (unless a finished run with the same signature
+    exists) and evaluate it on every split in ``splits`` it has no numbers
+    for yet.
+
+    Args:
+        spec (RunSpec): The run.
+        work_dir (str): Folder holding every run's folder.
+        data_root (str): The generated dataset.
+        dataset_meta (dict): The dataset's parameters (its ``meta.json``).
+        splits (list[str]): Splits to report, e.g. ``['val', 'holdout']``.
+        teacher_result (dict, optional): The teacher run's result, for
+            distilled runs.
+
+    Returns:
+        dict: The run's result: ``signature``, ``seconds_per_iter``,
+        ``train_seconds``, ``cached`` (nothing was trained) and, per
+        split, its metrics.
+    """
+    teacher_ckpt = teacher_signature = None
+    if spec.teacher is not None:
+        teacher_ckpt = teacher_result['checkpoint']
+        teacher_signature = teacher_result['signature']
+    cfg = load_config(spec, data_root, work_dir, teacher_ckpt)
+    run_signature = signature(cfg, dataset_meta, teacher_signature)
+    result_path = osp.join(cfg.work_dir, RESULT_FILE)
+    checkpoint = final_checkpoint(work_dir, spec)
+    result = read_json(result_path)
+    if (result is None or result.get('signature') != run_signature
+            or not osp.isfile(checkpoint)):
+        os.makedirs(cfg.work_dir, exist_ok=True)
+        start = time.perf_counter()
+        seconds_per_iter = train(cfg)
+        result = dict(name=spec.name, config=spec.config, seed=spec.seed,
+                      iters=spec.iters, signature=run_signature,
+                      checkpoint=checkpoint, cached=False,
+                      seconds_per_iter=seconds_per_iter,
+                      train_seconds=time.perf_counter() - start, metrics={})
+        write_json(result_path, result)
+    else:
+        result['cached'] = True
+    for split in splits:
+        if split not in result['metrics']:
+            result['metrics'][split] = evaluate(cfg, checkpoint, data_root,
+                                                split)
+            result['cached'] = False
+            write_json(result_path, result)
+    return result
