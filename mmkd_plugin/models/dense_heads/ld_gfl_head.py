@@ -134,6 +134,10 @@ class LDGFLHead(TeacherLinkMixin, GFLHead):
         **kwargs: :class:`GFLHead` arguments.
     """
 
+    #: Whether one of the LD terms must be enabled; a subclass that adds
+    #: terms of its own sets False and checks its own set instead.
+    _needs_ld_term = True
+
     def __init__(self,
                  num_classes: int,
                  in_channels: int,
@@ -150,8 +154,9 @@ class LDGFLHead(TeacherLinkMixin, GFLHead):
         self.loss_ld = MODELS.build(loss_ld) if loss_ld else None
         self.loss_ld_vlr = MODELS.build(loss_ld_vlr) if loss_ld_vlr else None
         self.loss_kd_cls = MODELS.build(loss_kd_cls) if loss_kd_cls else None
-        if all(loss is None for loss in (self.loss_ld, self.loss_ld_vlr,
-                                         self.loss_kd_cls)):
+        if self._needs_ld_term and all(
+                loss is None
+                for loss in (self.loss_ld, self.loss_ld_vlr, self.loss_kd_cls)):
             raise ValueError('LDGFLHead: loss_ld, loss_ld_vlr and loss_kd_cls '
                              'are all None; use GFLHead for no head '
                              'distillation.')
@@ -290,6 +295,7 @@ class LDGFLHead(TeacherLinkMixin, GFLHead):
             batch_img_metas,
             batch_gt_instances_ignore=batch_gt_instances_ignore)
         ld_targets['labels'] = targets[1]
+        ld_targets['label_weights'] = targets[2]
         losses = self._gfl_losses(cls_scores, bbox_preds, targets)
         losses.update(
             self._distill_losses(cls_scores, bbox_preds, t_cls_scores,
@@ -374,8 +380,9 @@ class LDGFLHead(TeacherLinkMixin, GFLHead):
 
         Args:
             ld_targets (dict[str, list[Tensor]]): Per level (N, A_l):
-                ``'labels'``, GFL's labels (the student's assignment), and,
-                with ``loss_ld_vlr``, ``'vlr_weights'``.
+                ``'labels'`` and ``'label_weights'``, GFL's targets (the
+                student's assignment), and, with ``loss_ld_vlr``,
+                ``'vlr_weights'``.
         """
         bins = self.reg_max + 1
         s_cls = _flatten_levels(cls_scores, self.cls_out_channels)
