@@ -14,6 +14,7 @@ from mmdet.registry import MODELS
 
 from mmkd_plugin.models.losses import GIoUKDLoss
 from .conftest import load_offline_config, make_batch
+from .test_empty_batches import BATCHES, step
 
 DTYPE = torch.float64
 
@@ -264,6 +265,23 @@ def test_bckd_box_term_is_weighted_by_the_score_gap():
     assert ours['loss_bckd_bbox'] > 0
 
 
+def test_bckd_head_terms_in_float32_under_bf16_autocast():
+    """bfloat16 head outputs inside CPU autocast give float32 terms equal to
+    those of the same outputs upcast, computed outside autocast."""
+    head = tiny_bckd_head().float()
+    maps = [[m.detach().bfloat16() for m in part]
+            for part in head_outputs(seed=5)[:4]]
+    _, _, _, _, labels, lws = head_outputs(seed=5)
+    targets = dict(labels=labels, label_weights=[lw.float() for lw in lws])
+    expected = head._distill_losses(
+        *[[m.float() for m in part] for part in maps], targets)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        ours = head._distill_losses(*maps, targets)
+    for key, value in ours.items():
+        assert value.dtype == torch.float32, key
+        torch.testing.assert_close(value, expected[key], rtol=1e-5, atol=0)
+
+
 def test_bckd_head_options_checked():
     with pytest.raises(ValueError, match='every distillation term'):
         tiny_bckd_head(loss_bckd_cls=None, loss_bckd_bbox=None)
@@ -349,6 +367,31 @@ def test_bckd_config_train_step(cfg_name):
     total, _ = model.parse_losses(losses)
     total.backward()
     assert all(p.grad is None for p in model.teacher.parameters())
+
+
+@pytest.fixture(scope='module')
+def digits_models():
+    """The digits BCKD detector with the level quirk on (True) and off."""
+    return {
+        skip: build(DIGITS, bckd_skip_levels_without_pos=skip)
+        for skip in (True, False)
+    }
+
+
+@pytest.mark.parametrize('batch', sorted(BATCHES))
+def test_bckd_detector_on_batches_without_positives(digits_models, batch):
+    """Batches without boxes, with crowd boxes only, without any student
+    positive, or with one empty image: finite losses and gradients; with
+    no positive anywhere every level is skipped (the authors' quirk), so
+    both BCKD terms are exactly 0; with the quirk off they are not."""
+    for skip, model in digits_models.items():
+        model.train()
+        losses, _, _ = step(model, BATCHES[batch])
+        for key in ('loss_bckd_cls', 'loss_bckd_bbox'):
+            if skip and batch != 'one_empty_image':
+                assert losses[key].item() == 0.0, (key, losses[key])
+            else:
+                assert losses[key] > 0, key
 
 
 # --------------------------------------------------------------- linking
