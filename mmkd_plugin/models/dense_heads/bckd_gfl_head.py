@@ -107,6 +107,7 @@ class BCKDGFLHead(LDGFLHead):
                 'use GFLHead for no head distillation.')
 
     def _bckd_keys(self) -> List[str]:
+        """list[str]: The enabled BCKD terms' log keys."""
         return [name for name in _BCKD_KEYS if getattr(self, name) is not None]
 
     def distill_loss_keys(self) -> List[str]:
