@@ -160,36 +160,48 @@ class BCKDGFLHead(LDGFLHead):
                      labels: List[Tensor],
                      label_weights: List[Tensor]) -> Dict[str, Tensor]:
         """BCKD's terms over all levels at once (see class doc)."""
-        positives = [(lab >= 0) & (lab < self.num_classes) for lab in labels]
-        num_pos = reduce_mean(sum(pos.sum()
-                                  for pos in positives).float()).clamp(min=1)
-        weights = []
-        for pos, level_weights in zip(positives, label_weights):
-            level_weights = level_weights.reshape(-1).float()
-            if self.bckd_skip_levels_without_pos:
-                level_weights = level_weights * pos.any()
-            weights.append(level_weights)
-        weight = torch.cat(weights)
+        weight, num_pos = self._bckd_location_weights(labels, label_weights)
         s_cls = _flatten_levels(cls_scores, self.cls_out_channels)
         t_cls = _flatten_levels(t_cls_scores, self.cls_out_channels)
-
         losses = {}
         if self.loss_bckd_cls is not None:
-            losses['loss_bckd_cls'] = self.loss_bckd_cls(s_cls,
-                                                         t_cls,
-                                                         weight=weight,
-                                                         avg_factor=num_pos)
+            losses['loss_bckd_cls'] = self.loss_bckd_cls(
+                s_cls, t_cls, weight=weight, avg_factor=num_pos)
         if self.loss_bckd_bbox is not None:
             with full_precision(s_cls) as dtype:
                 score_gap = (t_cls.detach().to(dtype).sigmoid() -
                              s_cls.detach().to(dtype).sigmoid()).abs()
                 box_weight = score_gap.max(dim=1).values * weight
             s_boxes, t_boxes = self._decode_boxes(bbox_preds, t_bbox_preds)
-            losses['loss_bckd_bbox'] = self.loss_bckd_bbox(s_boxes,
-                                                           t_boxes,
-                                                           weight=box_weight,
-                                                           avg_factor=num_pos)
+            losses['loss_bckd_bbox'] = self.loss_bckd_bbox(
+                s_boxes, t_boxes, weight=box_weight, avg_factor=num_pos)
         return losses
+
+    def _bckd_location_weights(
+            self, labels: List[Tensor],
+            label_weights: List[Tensor]) -> Tuple[Tensor, Tensor]:
+        """Location weights of both terms and their normaliser.
+
+        Args:
+            labels (list[Tensor]): GFL's labels per level (N, A_l).
+            label_weights (list[Tensor]): GFL's label weights per level.
+
+        Returns:
+            tuple[Tensor, Tensor]: The label weights (L, ), flattened in
+            the order of :func:`_flatten_levels`, zeroed on the levels
+            without positives if :attr:`bckd_skip_levels_without_pos`;
+            and ``N_pos``, the positives averaged over processes, at
+            least 1.
+        """
+        positives = [(lab >= 0) & (lab < self.num_classes) for lab in labels]
+        count = sum(pos.sum() for pos in positives).float()
+        weights = []
+        for pos, level_weights in zip(positives, label_weights):
+            level_weights = level_weights.reshape(-1).float()
+            if self.bckd_skip_levels_without_pos:
+                level_weights = level_weights * pos.any()
+            weights.append(level_weights)
+        return torch.cat(weights), reduce_mean(count).clamp(min=1)
 
     def _decode_boxes(self, bbox_preds: List[Tensor],
                       t_bbox_preds: List[Tensor]) -> Tuple[Tensor, Tensor]:
