@@ -134,6 +134,10 @@ class LDGFLHead(TeacherLinkMixin, GFLHead):
         **kwargs: :class:`GFLHead` arguments.
     """
 
+    #: Whether one of the LD terms must be enabled; a subclass that adds
+    #: terms of its own sets False and checks its own set instead.
+    _needs_ld_term = True
+
     def __init__(self,
                  num_classes: int,
                  in_channels: int,
@@ -150,8 +154,8 @@ class LDGFLHead(TeacherLinkMixin, GFLHead):
         self.loss_ld = MODELS.build(loss_ld) if loss_ld else None
         self.loss_ld_vlr = MODELS.build(loss_ld_vlr) if loss_ld_vlr else None
         self.loss_kd_cls = MODELS.build(loss_kd_cls) if loss_kd_cls else None
-        if all(loss is None for loss in (self.loss_ld, self.loss_ld_vlr,
-                                         self.loss_kd_cls)):
+        ld_losses = (self.loss_ld, self.loss_ld_vlr, self.loss_kd_cls)
+        if self._needs_ld_term and all(loss is None for loss in ld_losses):
             raise ValueError('LDGFLHead: loss_ld, loss_ld_vlr and loss_kd_cls '
                              'are all None; use GFLHead for no head '
                              'distillation.')
@@ -201,14 +205,15 @@ class LDGFLHead(TeacherLinkMixin, GFLHead):
         head = getattr(teacher, 'bbox_head', None)
         if not isinstance(head, GFLHead):
             raise ValueError(
-                'LDGFLHead needs a teacher with a GFL-style bbox_head '
-                '(GFLHead or a subclass); the teacher is a '
+                f'{type(self).__name__} needs a teacher with a GFL-style '
+                'bbox_head (GFLHead or a subclass); the teacher is a '
                 f'{type(teacher).__name__} whose bbox_head is '
                 f'{type(head).__name__ if head is not None else "missing"}.')
         if head.reg_max != self.reg_max:
             raise ValueError(
-                f'LDGFLHead: reg_max differs: student {self.reg_max}, '
-                f'teacher {head.reg_max}; LD compares the two heads\' '
+                f'{type(self).__name__}: reg_max differs: student '
+                f'{self.reg_max}, teacher {head.reg_max}; LD compares the '
+                'two heads\' '
                 'reg_max + 1 bins one to one.')
         student, teacher_settings = (_prior_settings(self.prior_generator),
                                      _prior_settings(head.prior_generator))
@@ -219,8 +224,8 @@ class LDGFLHead(TeacherLinkMixin, GFLHead):
         ]
         if diffs:
             raise ValueError(
-                'LDGFLHead: the teacher\'s anchors differ from the '
-                'student\'s (LD reads the teacher at the student\'s '
+                f'{type(self).__name__}: the teacher\'s anchors differ '
+                'from the student\'s (LD reads the teacher at the student\'s '
                 'locations, so strides and anchor generators must '
                 'match): ' + '; '.join(diffs) + '.')
         if (self.loss_kd_cls is not None
@@ -290,6 +295,7 @@ class LDGFLHead(TeacherLinkMixin, GFLHead):
             batch_img_metas,
             batch_gt_instances_ignore=batch_gt_instances_ignore)
         ld_targets['labels'] = targets[1]
+        ld_targets['label_weights'] = targets[2]
         losses = self._gfl_losses(cls_scores, bbox_preds, targets)
         losses.update(
             self._distill_losses(cls_scores, bbox_preds, t_cls_scores,
@@ -374,8 +380,9 @@ class LDGFLHead(TeacherLinkMixin, GFLHead):
 
         Args:
             ld_targets (dict[str, list[Tensor]]): Per level (N, A_l):
-                ``'labels'``, GFL's labels (the student's assignment), and,
-                with ``loss_ld_vlr``, ``'vlr_weights'``.
+                ``'labels'`` and ``'label_weights'``, GFL's targets (the
+                student's assignment), and, with ``loss_ld_vlr``,
+                ``'vlr_weights'``.
         """
         bins = self.reg_max + 1
         s_cls = _flatten_levels(cls_scores, self.cls_out_channels)

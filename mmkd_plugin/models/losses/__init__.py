@@ -3,12 +3,14 @@ from .cwd_loss import CWDLoss
 from .dkd_loss import DKDLoss
 from .fgd_loss import FGDLoss
 from .fitnet_loss import FitNetLoss
+from .giou_kd_loss import GIoUKDLoss
 from .kd_loss import KDLoss
 from .ld_loss import LDLoss
 from .mgd_loss import MGDLoss
 from .pkd_loss import PKDLoss
+from .quality_focal_kd_loss import QualityFocalKDLoss
 
 __all__ = [
-    'CWDLoss', 'DKDLoss', 'FGDLoss', 'FitNetLoss', 'KDLoss', 'LDLoss',
-    'MGDLoss', 'PKDLoss'
+    'CWDLoss', 'DKDLoss', 'FGDLoss', 'FitNetLoss', 'GIoUKDLoss', 'KDLoss',
+    'LDLoss', 'MGDLoss', 'PKDLoss', 'QualityFocalKDLoss'
 ]
