@@ -7,8 +7,9 @@ from .kd_loss import KDLoss
 from .ld_loss import LDLoss
 from .mgd_loss import MGDLoss
 from .pkd_loss import PKDLoss
+from .quality_focal_kd_loss import QualityFocalKDLoss
 
 __all__ = [
     'CWDLoss', 'DKDLoss', 'FGDLoss', 'FitNetLoss', 'KDLoss', 'LDLoss',
-    'MGDLoss', 'PKDLoss'
+    'MGDLoss', 'PKDLoss', 'QualityFocalKDLoss'
 ]
