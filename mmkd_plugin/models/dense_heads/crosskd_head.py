@@ -91,8 +91,8 @@ from torch import Tensor
 
 from ..losses.ld_loss import LDLoss
 from ..utils import TeacherLinkMixin, align_scale, teacher_autocast
-from .crosskd_layouts import (HeadLayout, KDAssignment, flatten_levels,
-                              layout_of)
+from .crosskd_layouts import (HeadLayout, KDAssignment, at_least_float32,
+                              flatten_levels, layout_of)
 from .ld_gfl_head import _prior_settings
 
 TOWERS = ('cls', 'reg')
@@ -158,7 +158,9 @@ class CrossKDHeadMixin(TeacherLinkMixin):
             divisor=4, bin_reduction='sum')``; ATSS, RetinaNet
             ``GIoULoss`` weight 1; FCOS ``IoULoss`` weight 0.75.
         loss_crosskd_centerness (dict, optional): ATSS only: centerness KD
-            loss. Defaults to ``CrossEntropyLoss(use_sigmoid=True)``.
+            loss, called with the teacher's centerness logits. Defaults to
+            ``QualityFocalKDLoss(beta=0)``: BCE-with-logits to the
+            teacher's sigmoid, weight 1.
         **kwargs: Arguments of the mmdet head.
     """
 
@@ -349,8 +351,10 @@ class CrossKDHeadMixin(TeacherLinkMixin):
                     f'{type(self).__name__}: level {level}: student map '
                     f'{tuple(s_map.shape)} and teacher map '
                     f'{tuple(t_map.shape)} differ.')
-        t_outs = tuple([m.float() for m in maps] for maps in t_outs)
-        t_holds = [tuple(h.float() for h in pair) for pair in t_holds]
+        t_outs = tuple([at_least_float32(m) for m in maps]
+                       for maps in t_outs)
+        t_holds = [tuple(at_least_float32(h) for h in pair)
+                   for pair in t_holds]
         return t_outs, t_holds
 
     def cross_head_pass(self, student_holds: Holds,
@@ -360,7 +364,7 @@ class CrossKDHeadMixin(TeacherLinkMixin):
 
         Returns:
             tuple[list[Tensor]]: The cross-head outputs, like
-            :meth:`forward`'s, float32.
+            :meth:`forward`'s, in float32 (float64 for float64 inputs).
         """
         t_head = self.teacher.bbox_head
         idx = self.reused_teacher_head_idx
@@ -378,11 +382,11 @@ class CrossKDHeadMixin(TeacherLinkMixin):
                 reg_feat = run_tower_after(t_head.reg_convs, aligned[1], idx)
                 preds = self._crosskd_layout.predict(t_head, cls_feat,
                                                      reg_feat, level)
-            per_level.append([p.float() for p in preds])
+            per_level.append([at_least_float32(p) for p in preds])
         return tuple(map(list, zip(*per_level)))
 
     def _aligned(self, tower: str, s_hold: Tensor, t_hold: Tensor) -> Tensor:
-        s_hold = s_hold.float()
+        s_hold = at_least_float32(s_hold)
         if tower in self.crosskd_adapters:
             s_hold = self.crosskd_adapters[tower](s_hold)
         return align_scale(s_hold, t_hold)
@@ -423,7 +427,8 @@ class CrossKDHeadMixin(TeacherLinkMixin):
     def _flat_priors(self, cls_scores: List[Tensor]) -> Tensor:
         """Every location's prior (anchor or point), in flattened order."""
         priors = self.prior_generator.grid_priors(
-            [m.shape[-2:] for m in cls_scores], dtype=torch.float32,
+            [m.shape[-2:] for m in cls_scores],
+            dtype=torch.promote_types(cls_scores[0].dtype, torch.float32),
             device=cls_scores[0].device)
         num_imgs = cls_scores[0].shape[0]
         return torch.cat([level.repeat(num_imgs, 1) for level in priors])

@@ -76,16 +76,23 @@ def flatten_levels(maps: Sequence[Tensor], channels: int) -> Tensor:
 
 
 # --------------------------------------------------------------- predict
+# The heads' forward_single casts the box output to float32 (against float16
+# overflow); at_least_float32 does the same but keeps float64 (tests).
+def at_least_float32(tensor: Tensor) -> Tensor:
+    """float32 for half precision, else unchanged (float64 stays)."""
+    return tensor.to(torch.promote_types(tensor.dtype, torch.float32))
+
+
 def _gfl_predict(head: nn.Module, cls_feat: Tensor, reg_feat: Tensor,
                  level: int) -> Predictions:
     return (head.gfl_cls(cls_feat),
-            head.scales[level](head.gfl_reg(reg_feat)).float())
+            at_least_float32(head.scales[level](head.gfl_reg(reg_feat))))
 
 
 def _atss_predict(head: nn.Module, cls_feat: Tensor, reg_feat: Tensor,
                   level: int) -> Predictions:
     return (head.atss_cls(cls_feat),
-            head.scales[level](head.atss_reg(reg_feat)).float(),
+            at_least_float32(head.scales[level](head.atss_reg(reg_feat))),
             head.atss_centerness(reg_feat))
 
 
@@ -98,7 +105,7 @@ def _fcos_predict(head: nn.Module, cls_feat: Tensor, reg_feat: Tensor,
                   level: int) -> Predictions:
     """Training-mode FCOS outputs: distances in stride units with
     ``norm_on_bbox`` (clamped at 0), else ``exp`` of the scaled output."""
-    distances = head.scales[level](head.conv_reg(reg_feat)).float()
+    distances = at_least_float32(head.scales[level](head.conv_reg(reg_feat)))
     distances = distances.clamp(min=0) if head.norm_on_bbox else \
         distances.exp()
     centerness = head.conv_centerness(
@@ -199,15 +206,16 @@ def _atss_box_kd(student_head: nn.Module, teacher_head: ATSSHead,
                  assignment: KDAssignment, priors: Tensor
                  ) -> Dict[str, Tensor]:
     """RetinaNet's box KD plus centerness KD on the student's positives:
-    BCE-with-logits to sigmoid(teacher centerness), / avg_factor."""
+    BCE-with-logits to sigmoid(teacher centerness), / avg_factor (by
+    default a ``QualityFocalKDLoss`` with beta 0, which is that BCE and
+    takes the teacher's logits)."""
     losses = _anchor_box_kd(student_head, teacher_head, teacher_preds,
                             cross_preds, assignment, priors)
     labels = assignment.labels
     pos = ((labels >= 0) & (labels < student_head.num_classes)).nonzero()[:,
                                                                           0]
     losses['loss_crosskd_centerness'] = student_head.loss_crosskd_centerness(
-        cross_preds[2].reshape(-1)[pos],
-        teacher_preds[2].reshape(-1)[pos].sigmoid(),
+        cross_preds[2][pos], teacher_preds[2][pos],
         avg_factor=assignment.avg_factor)
     return losses
 
@@ -230,9 +238,7 @@ LAYOUTS = (
         default_losses=dict(
             loss_crosskd_cls=QFL_KD,
             loss_crosskd_bbox=dict(type='GIoULoss', loss_weight=1.0),
-            loss_crosskd_centerness=dict(
-                type='CrossEntropyLoss', use_sigmoid=True,
-                loss_weight=1.0))),
+            loss_crosskd_centerness=dict(QFL_KD, beta=0.0))),
     HeadLayout(
         name='FCOS', family=FCOSHead, default_idx=2, predict=_fcos_predict,
         assignment=_fcos_assignment, box_kd=_anchor_box_kd,

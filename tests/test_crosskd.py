@@ -1,0 +1,350 @@
+# Copyright (c) mmkd_plugin contributors.
+"""CrossKD: align_scale and the cross-head losses against an independent
+float64 implementation, the gradient path, build-time checks and the
+configs."""
+import copy
+import types
+
+import pytest
+import torch
+import torch.nn.functional as F
+from mmdet.registry import MODELS
+
+from mmkd_plugin.models.utils import align_scale, resolve_model_config
+
+from .conftest import load_offline_config, make_batch
+
+NUM_CLS = 3
+STRIDES = [8, 16, 32]
+FAMILIES = {
+    'gfl': ('mmdet::gfl/gfl_r50_fpn_1x_coco.py', 'CrossKDGFLHead'),
+    'atss': ('mmdet::atss/atss_r50_fpn_1x_coco.py', 'CrossKDATSSHead'),
+    'fcos': ('mmdet::fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py',
+             'CrossKDFCOSHead'),
+    'retina': ('mmdet::retinanet/retinanet_r18_fpn_1x_coco.py',
+               'CrossKDRetinaHead'),
+}
+PREDICTORS = {  # cls, reg, centerness, reg scaled
+    'gfl': ('gfl_cls', 'gfl_reg', None, True),
+    'atss': ('atss_cls', 'atss_reg', 'atss_centerness', True),
+    'fcos': ('conv_cls', 'conv_reg', 'conv_centerness', True),
+    'retina': ('retina_cls', 'retina_reg', None, False),
+}
+IDX = {'gfl': 3, 'atss': 3, 'fcos': 2, 'retina': 3}
+
+
+# ---------------------------------------------------------- align_scale
+def ref_align(s, t, eps=1e-6):
+    """Per channel, statistics written out: sum / n and the unbiased
+    variance sum((x - mean)^2) / (n - 1)."""
+    out = torch.empty_like(s)
+    for c in range(s.shape[1]):
+        sc, tc = s[:, c], t[:, c]
+        s_mean, t_mean = sc.sum() / sc.numel(), tc.sum() / tc.numel()
+        s_std = (((sc - s_mean)**2).sum() / (sc.numel() - 1)).sqrt()
+        t_std = (((tc - t_mean)**2).sum() / (tc.numel() - 1)).sqrt()
+        out[:, c] = (sc - s_mean) / (s_std + eps) * t_std + t_mean
+    return out
+
+
+def test_align_scale_matches_reference():
+    gen = torch.Generator().manual_seed(0)
+    s = (torch.randn(2, 5, 4, 3, generator=gen, dtype=torch.float64) * 3 +
+         1).requires_grad_()
+    t = torch.randn(3, 5, 6, 2, generator=gen, dtype=torch.float64) * 0.5 - 2
+    ours, ref = align_scale(s, t), ref_align(s, t)
+    torch.testing.assert_close(ours, ref, rtol=1e-12, atol=1e-12)
+    weights = torch.randn(ours.shape, generator=gen, dtype=torch.float64)
+    grad_ours, = torch.autograd.grad((ours * weights).sum(), s)
+    grad_ref, = torch.autograd.grad((ref * weights).sum(), s)
+    torch.testing.assert_close(grad_ours, grad_ref, rtol=1e-10, atol=1e-12)
+    # The teacher's statistics, channel by channel.
+    t_std = t.std(dim=(0, 2, 3))
+    s_std = s.detach().std(dim=(0, 2, 3))
+    torch.testing.assert_close(ours.mean(dim=(0, 2, 3)), t.mean(dim=(0, 2,
+                                                                      3)))
+    torch.testing.assert_close(
+        ours.std(dim=(0, 2, 3)), t_std * s_std / (s_std + 1e-6))
+    with pytest.raises(ValueError, match='same C'):
+        align_scale(s, t[:, :4])
+
+
+# ---------------------------------------------------------- tiny heads
+def head_cfg(family, width=8, stacked_convs=4, **overrides):
+    """A tiny head of ``family``: 3 levels, ``width`` channels, GN with 2
+    groups, the mmdet config's train_cfg."""
+    model = resolve_model_config(FAMILIES[family][0], 'test')
+    cfg = copy.deepcopy(model.bbox_head).to_dict()
+    cfg.update(num_classes=NUM_CLS, in_channels=width, feat_channels=width,
+               stacked_convs=stacked_convs,
+               train_cfg=copy.deepcopy(model.get('train_cfg')),
+               test_cfg=copy.deepcopy(model.test_cfg))
+    if family != 'retina':
+        cfg['norm_cfg'] = dict(type='GN', num_groups=2, requires_grad=True)
+    if family == 'fcos':
+        cfg.update(strides=STRIDES,
+                   regress_ranges=((-1, 32), (32, 64), (64, 1e8)))
+    else:
+        cfg['anchor_generator'] = dict(cfg['anchor_generator'],
+                                       strides=STRIDES)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(cfg.get(key), dict):
+            cfg[key] = dict(cfg[key], **value)
+        else:
+            cfg[key] = value
+    return cfg
+
+
+def build_pair(family, s_width=8, t_width=8, teacher=None, **student):
+    """A CrossKD student head linked to a plain teacher head."""
+    s_head = MODELS.build(
+        head_cfg(family, s_width, type=FAMILIES[family][1], **student))
+    t_head = MODELS.build(teacher or head_cfg(family, t_width))
+    t_head.requires_grad_(False)
+    t_head.eval()
+    s_head.link_teacher(types.SimpleNamespace(bbox_head=t_head))
+    return s_head, t_head
+
+
+def random_inputs(width_s, width_t, seed=0, size=64):
+    gen = torch.Generator().manual_seed(seed)
+    feats = tuple(
+        torch.randn(2, width_s, size // s, size // s, generator=gen,
+                    dtype=torch.float64).requires_grad_() for s in STRIDES)
+    t_feats = tuple(
+        torch.randn(2, width_t, size // s, size // s, generator=gen,
+                    dtype=torch.float64) * 2 + 0.5 for s in STRIDES)
+    _, samples = make_batch(2, size, num_classes=NUM_CLS, seed=seed)
+    return feats, t_feats, samples
+
+
+def perturb_(module, seed):
+    """Give every parameter random values, so no term is trivially 0."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen, dtype=p.dtype) * 0.3)
+
+
+# ---------------------------------------------- independent reference
+def ref_conv_module(m, x, act=True):
+    y = F.conv2d(x, m.conv.weight, m.conv.bias, padding=1)
+    if m.with_norm:
+        y = F.group_norm(y, m.norm.num_groups, m.norm.weight, m.norm.bias,
+                         m.norm.eps)
+    return torch.clamp(y, min=0) if act else y
+
+
+def ref_predict(family, head, cls_feat, reg_feat, level):
+    cls_name, reg_name, ctr_name, scaled = PREDICTORS[family]
+
+    def conv(name, x):
+        layer = getattr(head, name)
+        return F.conv2d(x, layer.weight, layer.bias, padding=1)
+
+    reg = conv(reg_name, reg_feat)
+    if scaled:
+        reg = reg * head.scales[level].scale
+    if family == 'fcos':
+        reg = reg.clamp(min=0) if head.norm_on_bbox else reg.exp()
+    outs = [conv(cls_name, cls_feat), reg]
+    if ctr_name:
+        on_reg = family == 'atss' or head.centerness_on_reg
+        outs.append(conv(ctr_name, reg_feat if on_reg else cls_feat))
+    return outs
+
+
+def ref_head_and_cross(family, s_head, t_head, feats, t_feats, idx):
+    """Teacher predictions and cross-head predictions, per level."""
+    teacher, cross = [], []
+    for level, (x, tx) in enumerate(zip(feats, t_feats)):
+        t_towers, x_towers = [], []
+        for tower in ('cls_convs', 'reg_convs'):
+            s_convs, t_convs = getattr(s_head, tower), getattr(t_head, tower)
+            s_hold, t_hold = x, tx
+            for i in range(idx):
+                s_hold = ref_conv_module(s_convs[i], s_hold,
+                                         act=i < idx - 1)
+                t_hold = ref_conv_module(t_convs[i], t_hold,
+                                         act=i < idx - 1)
+            t_feat = t_hold.clamp(min=0) if idx else t_hold
+            h = ref_align(s_hold, t_hold)
+            h = h.clamp(min=0) if idx else h
+            for conv in t_convs[idx:]:
+                t_feat = ref_conv_module(conv, t_feat)
+                h = ref_conv_module(conv, h)
+            t_towers.append(t_feat)
+            x_towers.append(h)
+        teacher.append(ref_predict(family, t_head, *t_towers, level))
+        cross.append(ref_predict(family, t_head, *x_towers, level))
+    return teacher, cross
+
+
+def flat(maps, per_prior):
+    return torch.cat([
+        m.permute(0, 2, 3, 1).reshape(-1, per_prior) for m in maps])
+
+
+def ref_qfl(x, t, weight, avg):
+    q, p = t.sigmoid(), x.sigmoid()
+    bce = -(q * F.logsigmoid(x) + (1 - q) * F.logsigmoid(-x))
+    loss = bce * (p - q).abs()
+    if weight is not None:
+        loss = loss * weight[:, None]
+    return loss.sum() / avg
+
+
+def ref_decode_deltas(anchors, deltas, stds):
+    stds = anchors.new_tensor(stds)
+    d = deltas * stds
+    max_ratio = abs(torch.log(torch.tensor(16 / 1000.0,
+                                           dtype=torch.float64)))
+    dw, dh = d[:, 2].clamp(-max_ratio, max_ratio), d[:, 3].clamp(
+        -max_ratio, max_ratio)
+    pw, ph = anchors[:, 2] - anchors[:, 0], anchors[:, 3] - anchors[:, 1]
+    px, py = (anchors[:, 0] + anchors[:, 2]) / 2, (anchors[:, 1] +
+                                                   anchors[:, 3]) / 2
+    gx, gy = px + pw * d[:, 0], py + ph * d[:, 1]
+    gw, gh = pw * dw.exp(), ph * dh.exp()
+    return torch.stack([gx - gw / 2, gy - gh / 2, gx + gw / 2, gy + gh / 2],
+                       dim=1)
+
+
+def ref_iou_parts(a, b):
+    lt, rb = torch.max(a[:, :2], b[:, :2]), torch.min(a[:, 2:], b[:, 2:])
+    inter = (rb - lt).clamp(min=0).prod(1)
+    area = lambda x: (x[:, 2] - x[:, 0]) * (x[:, 3] - x[:, 1])  # noqa
+    union = (area(a) + area(b) - inter).clamp(min=1e-6)
+    enc = (torch.max(a[:, 2:], b[:, 2:]) -
+           torch.min(a[:, :2], b[:, :2])).clamp(min=0).prod(1).clamp(min=1e-6)
+    return inter / union, union, enc
+
+
+def ref_giou_loss(a, b):
+    iou, union, enc = ref_iou_parts(a, b)
+    return 1 - (iou - (enc - union) / enc)
+
+
+def mmdet_targets(family, head, feats, samples):
+    """The output of the head's get_targets, called as its loss_by_feat
+    calls it."""
+    gts = [s.gt_instances for s in samples]
+    metas = [s.metainfo for s in samples]
+    sizes = [f.shape[-2:] for f in feats]
+    if family == 'fcos':
+        points = head.prior_generator.grid_priors(sizes, dtype=torch.float64,
+                                                device='cpu')
+        return head.get_targets(points, gts)
+    anchors, valid = head.get_anchors(sizes, metas, device='cpu')
+    return head.get_targets(anchors, valid, gts, metas)
+
+
+def ref_targets(family, targets):
+    """labels, label_weights (None for FCOS), cls avg_factor."""
+    if family == 'fcos':
+        labels, bbox_targets = targets
+        labels, bbox_targets = torch.cat(labels), torch.cat(bbox_targets)
+        pos = labels < NUM_CLS
+        lr, tb = bbox_targets[pos][:, [0, 2]], bbox_targets[pos][:, [1, 3]]
+        ctr = ((lr.min(1).values / lr.max(1).values) *
+               (tb.min(1).values / tb.max(1).values)).sqrt()
+        return labels, None, max(ctr.sum(), 1e-6)
+    if family != 'retina':
+        targets = targets[1:]
+    labels = torch.cat([lv.reshape(-1) for lv in targets[0]])
+    weights = torch.cat([lv.reshape(-1) for lv in targets[1]])
+    return labels, weights, float(targets[4])
+
+
+def ref_crosskd(family, s_head, t_head, feats, t_feats, targets):
+    teacher, cross = ref_head_and_cross(family, s_head, t_head, feats,
+                                        t_feats, IDX[family])
+    labels, lw, avg = ref_targets(family, targets)
+    priors_per_loc = s_head.prior_generator.num_base_priors[0]
+    t = [flat([lv[k] for lv in teacher], teacher[0][k].shape[1] //
+              priors_per_loc) for k in range(len(teacher[0]))]
+    x = [flat([lv[k] for lv in cross], cross[0][k].shape[1] //
+              priors_per_loc) for k in range(len(cross[0]))]
+    losses = {}
+    cls_weight = 0.4 if family == 'fcos' else 1.0
+    losses['loss_crosskd_cls'] = cls_weight * ref_qfl(x[0], t[0], lw, avg)
+    r = torch.sigmoid(t[0].max(1).values)
+    if family == 'gfl':
+        r = r * (lw > 0)
+        log_pt = F.log_softmax(t[1].reshape(-1, 4, 17), -1)
+        log_px = F.log_softmax(x[1].reshape(-1, 4, 17), -1)
+        kl = (log_pt.exp() * (log_pt - log_px)).sum(-1)  # (L, 4)
+        losses['loss_crosskd_bbox'] = 4.0 * (r[:, None] * kl).sum() / 4 / \
+            r.sum()
+        return losses
+    sizes = [f.shape[-2:] for f in feats]
+    priors = torch.cat([
+        p.repeat(2, 1) for p in s_head.prior_generator.grid_priors(
+            sizes, dtype=torch.float64, device='cpu')])
+    if family == 'fcos':
+        def boxes(d):
+            return torch.cat([priors - d[:, :2], priors + d[:, 2:]], dim=1)
+        iou, _, _ = ref_iou_parts(boxes(x[1]), boxes(t[1]))
+        losses['loss_crosskd_bbox'] = 0.75 * (
+            r * -iou.clamp(min=1e-6).log()).sum() / avg
+        return losses
+    stds = [0.1, 0.1, 0.2, 0.2] if family == 'atss' else [1.0] * 4
+    giou = ref_giou_loss(ref_decode_deltas(priors, x[1], stds),
+                         ref_decode_deltas(priors, t[1], stds))
+    losses['loss_crosskd_bbox'] = (r * lw * giou).sum() / avg
+    if family == 'atss':
+        pos = labels < NUM_CLS
+        z, q = x[2][pos, 0], t[2][pos, 0].sigmoid()
+        losses['loss_crosskd_centerness'] = -(
+            q * F.logsigmoid(z) + (1 - q) * F.logsigmoid(-z)).sum() / avg
+    return losses
+
+
+@pytest.mark.parametrize('family', sorted(FAMILIES))
+def test_crosskd_losses_match_reference(family):
+    s_head, t_head = build_pair(family)
+    s_head.double().train()
+    t_head.double()
+    perturb_(s_head, 1)
+    perturb_(t_head, 2)
+    feats, t_feats, samples = random_inputs(8, 8)
+    # mmdet's own GFL loss fails in float64: the KD part alone, with the
+    # assignment of the head's get_targets.
+    targets = mmdet_targets(family, s_head, feats, samples)
+    outs, holds = s_head.forward_holding(feats)
+    with s_head.teacher_step(t_feats, None):
+        losses = s_head.crosskd_losses(holds, targets, outs[0])
+    ref = ref_crosskd(family, s_head, t_head, feats, t_feats, targets)
+    assert set(ref) == set(s_head.distill_loss_keys())
+    for key, value in ref.items():
+        assert value.dtype == torch.float64 and value > 0, key
+        # mmdet's losses add float32 eps to avg_factor: rtol 1e-6.
+        torch.testing.assert_close(losses[key], value, rtol=1e-6, atol=0)
+        grad_ours = torch.autograd.grad(losses[key], feats,
+                                        retain_graph=True)
+        grad_ref = torch.autograd.grad(value, feats, retain_graph=True)
+        assert sum(g.abs().sum() for g in grad_ref) > 0, key
+        for g_o, g_r in zip(grad_ours, grad_ref):
+            torch.testing.assert_close(g_o, g_r, rtol=1e-6, atol=1e-15)
+
+
+@pytest.mark.parametrize('family', sorted(FAMILIES))
+def test_forward_holding_is_forward(family):
+    s_head, _ = build_pair(family)
+    perturb_(s_head, 3)
+    feats, _, _ = random_inputs(8, 8)
+    feats = tuple(f.float() for f in feats)
+    s_head.train()
+    by_hand, holds = s_head.forward_holding(feats)
+    for ours, plain in zip(by_hand, s_head(feats)):
+        for a, b in zip(ours, plain):
+            assert torch.equal(a, b)
+    # The hold is the idx-th conv's output before its ReLU.
+    idx = IDX[family]
+    feat = feats[0]
+    for conv in s_head.cls_convs[:idx - 1]:
+        feat = conv(feat)
+    torch.testing.assert_close(holds[0][0],
+                               s_head.cls_convs[idx - 1](feat,
+                                                         activate=False))
+    assert (holds[0][0] < 0).any()
