@@ -348,3 +348,186 @@ def test_forward_holding_is_forward(family):
                                s_head.cls_convs[idx - 1](feat,
                                                          activate=False))
     assert (holds[0][0] < 0).any()
+
+
+def test_loss_uses_the_heads_own_assignment():
+    """loss() = detection losses + crosskd_losses on the targets of the
+    head's own get_targets call."""
+    s_head, t_head = build_pair('atss')
+    perturb_(s_head, 1)
+    perturb_(t_head, 2)
+    s_head.train()
+    feats, t_feats, samples = random_inputs(8, 8)
+    feats = tuple(f.float() for f in feats)
+    t_feats = tuple(f.float() for f in t_feats)
+    with s_head.teacher_step(t_feats, None):
+        losses = s_head.loss(feats, samples)
+        outs, holds = s_head.forward_holding(feats)
+        kd = s_head.crosskd_losses(
+            holds, mmdet_targets('atss', s_head, feats, samples), outs[0])
+    assert set(losses) == {'loss_cls', 'loss_bbox', 'loss_centerness',
+                           *kd}
+    for key, value in kd.items():
+        assert value > 0
+        torch.testing.assert_close(losses[key], value, rtol=1e-6, atol=0)
+
+
+# --------------------------------------------------------------- building
+def link_error(family, teacher_cfg, **student):
+    with pytest.raises(ValueError) as err:
+        build_pair(family, teacher=teacher_cfg, **student)
+    return str(err.value)
+
+
+@pytest.mark.parametrize('family, teacher, messages', [
+    ('gfl', dict(anchor_generator=dict(strides=[4, 8, 16])),
+     ['strides: student [(8, 8), (16, 16), (32, 32)], teacher [(4, 4)']),
+    ('retina', dict(anchor_generator=dict(octave_base_scale=3)),
+     ['scales: student [4.0', 'teacher [3.0']),
+    ('retina', dict(anchor_generator=dict(ratios=[1.0])),
+     ['ratios: student [0.5, 1.0, 2.0], teacher [1.0]']),
+    ('fcos', dict(strides=[4, 16, 32]), ['strides: student [(8, 8)']),
+    ('atss', dict(num_classes=4),
+     ['num_classes: student 3, teacher 4']),
+    ('gfl', dict(reg_max=8), ['reg_max: student 16, teacher 8']),
+    ('fcos', dict(stacked_convs=3),
+     ['stacked_convs: student (4, 4), teacher (3, 3)']),
+])
+def test_mismatched_heads_are_refused_naming_both(family, teacher, messages):
+    message = link_error(family, head_cfg(family, **teacher))
+    assert f'student head {FAMILIES[family][1]}, teacher head' in message
+    for part in messages:
+        assert part in message, message
+
+
+def test_teacher_of_another_family_is_refused():
+    message = link_error('gfl', head_cfg('retina'))
+    assert 'student head CrossKDGFLHead, teacher head RetinaHead' in message
+    assert 'needs a GFL head' in message
+
+
+def test_bad_idx_and_centerness_loss_are_refused():
+    with pytest.raises(ValueError, match='reused_teacher_head_idx'):
+        build_pair('gfl', reused_teacher_head_idx=5)
+    with pytest.raises(ValueError, match='ATSS heads'):
+        build_pair('retina', loss_crosskd_centerness=dict(
+            type='QualityFocalKDLoss', beta=0.0))
+
+
+def test_other_head_width_gets_a_student_to_teacher_adapter():
+    s_head, t_head = build_pair('gfl', s_width=8, t_width=16)
+    for tower in ('cls', 'reg'):
+        assert s_head.crosskd_adapters[tower].weight.shape == (16, 8, 1, 1)
+    perturb_(s_head, 1)
+    perturb_(t_head, 2)
+    s_head.train()
+    feats, t_feats, samples = random_inputs(8, 16)
+    feats = tuple(f.float() for f in feats)
+    t_feats = tuple(f.float() for f in t_feats)
+    with s_head.teacher_step(t_feats, None):
+        losses = s_head.loss(feats, samples)
+    kd = losses['loss_crosskd_cls'] + losses['loss_crosskd_bbox']
+    assert torch.isfinite(kd)
+    grads = torch.autograd.grad(
+        kd, list(s_head.crosskd_adapters.parameters()) + list(feats))
+    assert all(g.abs().sum() > 0 for g in grads)
+    # Same widths: no adapter, the plain head's parameters.
+    same, _ = build_pair('gfl')
+    plain = MODELS.build(head_cfg('gfl'))
+    assert set(same.state_dict()) == set(plain.state_dict())
+
+
+# ---------------------------------------------------------- gradient path
+SMALL_BACKBONE = dict(depth=18, init_cfg=None)
+
+
+def tiny_detector_cfg(family, width=32, head_type=None):
+    path = FAMILIES[family][0]
+    backbone = dict(SMALL_BACKBONE)
+    if family == 'fcos':  # the caffe config's style; weights are random
+        backbone['style'] = 'pytorch'
+    head = dict(in_channels=width, feat_channels=width, num_classes=NUM_CLS)
+    if head_type:
+        head['type'] = head_type
+    return dict(cfg_path=path, backbone=backbone, bbox_head=head,
+                neck=dict(in_channels=[64, 128, 256, 512],
+                          out_channels=width))
+
+
+def tiny_distiller(family):
+    return MODELS.build(dict(
+        type='DistillationDetector',
+        student=tiny_detector_cfg(family, head_type=FAMILIES[family][1]),
+        teacher=tiny_detector_cfg(family), allow_random_teacher=True))
+
+
+def split_head_params(head, idx):
+    """(names before the hold, names after it) of the student's head."""
+    before, after = [], []
+    for name, _ in head.named_parameters():
+        tower = name.split('.')[0]
+        if tower in ('cls_convs', 'reg_convs'):
+            (before if int(name.split('.')[1]) < idx else after).append(name)
+        else:
+            after.append(name)  # predictors, scales
+    return before, after
+
+
+@pytest.mark.parametrize('family', sorted(FAMILIES))
+def test_crosskd_gradient_path(family, one_thread):
+    model = tiny_distiller(family)
+    model.init_weights()
+    model.train()
+    student, head = model.student, model.student.bbox_head
+    teacher_before = {k: v.clone() for k, v in
+                      model.teacher.state_dict().items()}
+    # 3 images: on the 1x1 coarsest level, 2 values per channel would
+    # standardise to +-1/sqrt(2) whatever they are (no gradient).
+    inputs, samples = make_batch(3, 96, num_classes=NUM_CLS)
+    losses = model.loss(inputs, samples)
+    kd_keys = head.distill_loss_keys()
+    kd = sum(losses[key] for key in kd_keys)
+    det = sum(sum(v) if isinstance(v, list) else v
+              for k, v in losses.items() if k not in kd_keys)
+    params = dict((n, p) for n, p in student.named_parameters()
+                  if p.requires_grad)
+    kd_grads = dict(zip(params, torch.autograd.grad(
+        kd, list(params.values()), retain_graph=True, allow_unused=True)))
+    before, after = split_head_params(head, IDX[family])
+    assert before and after
+
+    det_grads = dict(zip(params, torch.autograd.grad(
+        det, list(params.values()), retain_graph=True, allow_unused=True)))
+
+    def nonzero(grad):
+        return grad is not None and bool(grad.any())
+
+    # 1. Through the frozen teacher layers into the student's first idx
+    #    tower convs, the neck and the backbone: wherever the detection
+    #    loss reaches too (ResNet's zero-initialised last BN of each block
+    #    leaves its residual branch without any gradient in the first step,
+    #    and GN of one channel per group on a 1x1 level passes none).
+    for name in before:
+        assert nonzero(kd_grads[f'bbox_head.{name}']), name
+    trunk = [n for n in params if n.startswith(('neck.', 'backbone.'))]
+    assert sum(nonzero(det_grads[n]) for n in trunk) > len(trunk) // 2
+    for name in trunk:
+        assert nonzero(kd_grads[name]) == nonzero(det_grads[name]), name
+    # 3. The student's convs after idx and its predictors: detection only.
+    after = [f'bbox_head.{n}' for n in after]
+    for name in after:
+        assert not nonzero(kd_grads[name]), name
+        # (a level's Scale gets none without positives there)
+        assert nonzero(det_grads[name]) or '.scales.' in name, name
+    (kd + det).backward()
+    for name in after:
+        torch.testing.assert_close(params[name].grad, det_grads[name],
+                                   rtol=1e-6, atol=1e-9)
+    # 2. Never into the teacher: no gradients, untouched by a step.
+    assert all(p.grad is None and not p.requires_grad
+               for p in model.teacher.parameters())
+    teacher_ids = {id(p) for p in model.teacher.parameters()}
+    assert not teacher_ids & {id(p) for p in model.parameters()}
+    torch.optim.SGD(model.parameters(), lr=0.1).step()
+    for key, value in model.teacher.state_dict().items():
+        assert torch.equal(value, teacher_before[key]), key
