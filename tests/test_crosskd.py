@@ -531,3 +531,51 @@ def test_crosskd_gradient_path(family, one_thread):
     torch.optim.SGD(model.parameters(), lr=0.1).step()
     for key, value in model.teacher.state_dict().items():
         assert torch.equal(value, teacher_before[key]), key
+
+
+# ---------------------------------------------------------------- configs
+CONFIG_KEYS = {
+    'crosskd_gfl_r101_r50.py': ['loss_crosskd_cls', 'loss_crosskd_bbox'],
+    'crosskd_pkd_gfl_r101_r50.py': [
+        'loss_crosskd_cls', 'loss_crosskd_bbox'
+    ] + [f'loss_pkd_fpn{i}' for i in range(5)],
+    'crosskd_retina_r101_r50.py': ['loss_crosskd_cls', 'loss_crosskd_bbox'],
+    'crosskd_atss_r101_r50.py': [
+        'loss_crosskd_cls', 'loss_crosskd_bbox', 'loss_crosskd_centerness'
+    ],
+    'crosskd_fcos_r101_r50.py': ['loss_crosskd_cls', 'loss_crosskd_bbox'],
+    'crosskd_gfl_r50_r18_digits.py': [
+        'loss_crosskd_cls', 'loss_crosskd_bbox'
+    ],
+}
+
+
+def shrink(part):
+    """R18 backbone, 32-channel FPN and head: the config's layout, fast."""
+    part.backbone = dict(part.get('backbone', {}), depth=18, init_cfg=None)
+    part.backbone.pop('_delete_', None)
+    part.neck = dict(part.get('neck', {}), in_channels=[64, 128, 256, 512],
+                     out_channels=32)
+    part.bbox_head = dict(part.get('bbox_head', {}), in_channels=32,
+                          feat_channels=32)
+
+
+@pytest.mark.parametrize('cfg_name', sorted(CONFIG_KEYS))
+def test_crosskd_config_one_train_step(cfg_name, one_thread):
+    cfg = load_offline_config(cfg_name)
+    if 'digits' not in cfg_name:  # the digits models are small already
+        shrink(cfg.model.student)
+        shrink(cfg.model.teacher)
+    cfg.model.allow_random_teacher = True
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    model.train()
+    head = model.student.bbox_head
+    assert set(CONFIG_KEYS[cfg_name]) == set(model.distill_loss_keys())
+    inputs, samples = make_batch(2, 128, num_classes=head.num_classes)
+    losses = model.loss(inputs, samples)
+    for key in CONFIG_KEYS[cfg_name]:
+        assert torch.isfinite(losses[key]) and losses[key] > 0, key
+    total, _ = model.parse_losses(losses)
+    total.backward()
+    assert all(p.grad is None for p in model.teacher.parameters())
