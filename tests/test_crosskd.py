@@ -579,3 +579,21 @@ def test_crosskd_config_one_train_step(cfg_name, one_thread):
     total, _ = model.parse_losses(losses)
     total.backward()
     assert all(p.grad is None for p in model.teacher.parameters())
+
+
+@pytest.mark.parametrize('family', sorted(FAMILIES))
+def test_images_without_objects(family):
+    """No gt: finite KD losses (every location a negative); the ATSS
+    centerness KD, on positives only, is 0."""
+    s_head, t_head = build_pair(family)
+    s_head.train()
+    feats, t_feats, samples = random_inputs(8, 8)
+    for sample in samples:
+        sample.gt_instances = sample.gt_instances[:0]
+    feats = tuple(f.float() for f in feats)
+    t_feats = tuple(f.float() for f in t_feats)
+    with s_head.teacher_step(t_feats, None):
+        losses = s_head.loss(feats, samples)
+    for key in s_head.distill_loss_keys():
+        assert torch.isfinite(losses[key]), key
+        assert (losses[key] == 0) == (key == 'loss_crosskd_centerness'), key

@@ -58,7 +58,9 @@ Losses (all levels at once; the log keys sum over levels):
   the positives summed over images (each image at least 1, as mmdet
   counts) averaged over processes; RetinaNet the same count on this
   process; FCOS the positives' centerness targets summed, averaged over
-  processes, at least 1e-6. Weight 1 (FCOS 0.4).
+  processes, at least 1e-6 (so a batch without any object multiplies
+  FCOS's KD terms by 1e6, as the authors' normaliser does). Weight 1
+  (FCOS 0.4).
 - ``loss_crosskd_bbox``: GFL: for each side the KL between the teacher's and
   cross-head's bin distributions summed over the bins (T = 1,
   :class:`LDLoss` with ``bin_reduction='sum'``, divisor 4), weighted by
