@@ -208,14 +208,16 @@ def _atss_box_kd(student_head: nn.Module, teacher_head: ATSSHead,
     """RetinaNet's box KD plus centerness KD on the student's positives:
     BCE-with-logits to sigmoid(teacher centerness), / avg_factor (by
     default a ``QualityFocalKDLoss`` with beta 0, which is that BCE and
-    takes the teacher's logits)."""
+    takes the teacher's logits). The loss is called as ``loss(cross (L, 1),
+    teacher (L, 1), weight=positive (L, ), avg_factor=...)``: the positives
+    as a 0/1 weight, so no host sync."""
     losses = _anchor_box_kd(student_head, teacher_head, teacher_preds,
                             cross_preds, assignment, priors)
     labels = assignment.labels
-    pos = ((labels >= 0) & (labels < student_head.num_classes)).nonzero()[:,
-                                                                          0]
+    positive = (labels >= 0) & (labels < student_head.num_classes)
     losses['loss_crosskd_centerness'] = student_head.loss_crosskd_centerness(
-        cross_preds[2][pos], teacher_preds[2][pos],
+        cross_preds[2], teacher_preds[2],
+        weight=positive.to(cross_preds[2].dtype),
         avg_factor=assignment.avg_factor)
     return losses
 
