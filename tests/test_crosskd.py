@@ -597,3 +597,93 @@ def test_images_without_objects(family):
     for key in s_head.distill_loss_keys():
         assert torch.isfinite(losses[key]), key
         assert (losses[key] == 0) == (key == 'loss_crosskd_centerness'), key
+
+
+# ------------------------------------------------------- two-stage variant
+def ref_top_class_l1(x, t, t_logits, num_classes):
+    total, weights = 0.0, 0.0
+    for r in range(x.shape[0]):
+        probs = t_logits[r].softmax(-1)
+        c = int(probs[:num_classes].argmax())
+        w = probs[c]
+        xs = x[r].reshape(-1, 4)[c if x.shape[1] > 4 else 0]
+        ts = t[r].reshape(-1, 4)[c if t.shape[1] > 4 else 0]
+        total = total + w * (xs - ts).abs().sum()
+        weights = weights + w
+    return total / (4 * weights)
+
+
+@pytest.mark.parametrize('agnostic', [False, True])
+def test_top_class_deltas_l1_matches_reference(agnostic):
+    from mmkd_plugin.models.roi_heads.crosskd_roi_head import \
+        top_class_deltas_l1
+    gen = torch.Generator().manual_seed(0)
+    width = 4 if agnostic else 4 * 5
+    x = torch.randn(7, width, generator=gen,
+                    dtype=torch.float64).requires_grad_()
+    t = torch.randn(7, width, generator=gen, dtype=torch.float64)
+    logits = torch.randn(7, 6, generator=gen, dtype=torch.float64) * 2
+    ours = top_class_deltas_l1(x, t, logits, 5)
+    ref = ref_top_class_l1(x, t, logits, 5)
+    torch.testing.assert_close(ours, ref, rtol=1e-12, atol=0)
+    g_ours, = torch.autograd.grad(ours, x)
+    g_ref, = torch.autograd.grad(ref, x)
+    torch.testing.assert_close(g_ours, g_ref, rtol=1e-12, atol=1e-15)
+    assert top_class_deltas_l1(x[:0], t[:0], logits[:0], 5) == 0
+
+
+def tiny_faster_rcnn(roi_type=None, width=32):
+    roi_head = dict(
+        bbox_roi_extractor=dict(out_channels=width),
+        bbox_head=dict(in_channels=width, fc_out_channels=64,
+                       num_classes=NUM_CLS))
+    if roi_type:
+        roi_head['type'] = roi_type
+    return dict(
+        cfg_path='mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py',
+        backbone=dict(SMALL_BACKBONE),
+        neck=dict(in_channels=[64, 128, 256, 512], out_channels=width),
+        rpn_head=dict(in_channels=width, feat_channels=width),
+        roi_head=roi_head,
+        train_cfg=dict(rcnn=dict(sampler=dict(num=64))))
+
+
+def test_crosskd_roi_head_step(one_thread):
+    model = MODELS.build(dict(
+        type='DistillationDetector',
+        student=tiny_faster_rcnn('CrossKDRoIHead'),
+        teacher=tiny_faster_rcnn(), allow_random_teacher=True))
+    model.init_weights()
+    model.train()
+    roi_head = model.student.roi_head
+    assert model.distill_loss_keys() == ['loss_crosskd_cls',
+                                         'loss_crosskd_reg']
+    inputs, samples = make_batch(2, 128, num_classes=NUM_CLS)
+    losses = model.loss(inputs, samples)
+    kd = losses['loss_crosskd_cls'] + losses['loss_crosskd_reg']
+    assert torch.isfinite(kd) and losses['loss_crosskd_cls'] > 0 and \
+        losses['loss_crosskd_reg'] > 0
+    student_params = dict(model.student.named_parameters())
+    names = [n for n, p in student_params.items() if p.requires_grad]
+    grads = dict(zip(names, torch.autograd.grad(
+        kd, [student_params[n] for n in names], retain_graph=True,
+        allow_unused=True)))
+    # Through the teacher's RoI head into the student's neck only.
+    assert all(grads[n] is not None and grads[n].any()
+               for n in names if n.startswith('neck.fpn_convs.0'))
+    assert all(grads[n] is None or not grads[n].any()
+               for n in names if n.startswith(('roi_head.', 'rpn_head.')))
+    total, _ = model.parse_losses(losses)
+    total.backward()
+    assert all(p.grad is None for p in model.teacher.parameters())
+
+
+def test_crosskd_roi_head_refuses_other_roi_width():
+    with pytest.raises(ValueError) as err:
+        MODELS.build(dict(
+            type='DistillationDetector',
+            student=tiny_faster_rcnn('CrossKDRoIHead'),
+            teacher=tiny_faster_rcnn(width=64), allow_random_teacher=True))
+    assert 'student roi_head CrossKDRoIHead, teacher roi_head' in str(
+        err.value)
+    assert 'RoI feature channels: student 32, teacher 64' in str(err.value)
