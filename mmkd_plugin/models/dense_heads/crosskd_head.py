@@ -93,8 +93,7 @@ from torch import Tensor
 
 from ..losses.ld_loss import LDLoss
 from ..utils import TeacherLinkMixin, align_scale, teacher_autocast
-from .crosskd_layouts import (HeadLayout, KDAssignment, at_least_float32,
-                              flatten_levels, layout_of)
+from .crosskd_layouts import at_least_float32, flatten_levels, layout_of
 from .ld_gfl_head import _prior_settings
 
 TOWERS = ('cls', 'reg')
@@ -458,5 +457,5 @@ class CrossKDRetinaHead(CrossKDHeadMixin, RetinaHead):
 
 __all__ = [
     'CrossKDHeadMixin', 'CrossKDGFLHead', 'CrossKDATSSHead',
-    'CrossKDFCOSHead', 'CrossKDRetinaHead', 'KDAssignment', 'HeadLayout'
+    'CrossKDFCOSHead', 'CrossKDRetinaHead'
 ]
