@@ -1,4 +1,5 @@
 # Copyright (c) mmkd_plugin contributors.
+from .align_scale import align_scale
 from .feature_recorder import (FeatureRecorder, as_feature_tuple,
                                get_submodule_or_raise)
 from .model_config import resolve_model_config
@@ -6,7 +7,7 @@ from .teacher_input_renorm import TeacherInputRenorm
 from .teacher_link import TeacherLinkMixin, teacher_autocast
 
 __all__ = [
-    'FeatureRecorder', 'as_feature_tuple', 'get_submodule_or_raise',
+    'align_scale', 'FeatureRecorder', 'as_feature_tuple', 'get_submodule_or_raise',
     'resolve_model_config', 'TeacherInputRenorm', 'TeacherLinkMixin',
     'teacher_autocast'
 ]
