@@ -1,158 +1,206 @@
 # Copyright (c) mmkd_plugin contributors.
-"""Smoke test of the demo path (tools/demo.py --smoke): teacher, baseline
-and FGD-distilled student trained for a few iterations on a tiny generated
-dataset through tools/train.py and tools/test.py, evaluated on the val
-split, the table, results.json and chart written; then a second run with
-one more seed and the holdout split, which reuses every trained checkpoint
-and val result, evaluates only the holdout split of the seed-0 runs and
-trains only the new seed's baseline and student; then a third run that
-recomputes nothing. The full demo (`make demo`) is not run here; the LD and
-DKD demo configs take a train step in test_configs.py."""
+"""The efficacy benchmark behind tools/demo.py: its statistics, its plan,
+its run cache, the init-only control, and one tiny end-to-end run that is
+then continued from its cache."""
 import json
 import os
 import os.path as osp
-import re
+import statistics
 import subprocess
 import sys
 
 import pytest
+import torch
+
+from mmkd_plugin.efficacy.proxy import FAMILIES, METHODS, plan_runs
+from mmkd_plugin.efficacy.report import Group, markdown_table, paired, summarise
+from mmkd_plugin.efficacy.runs import RunSpec, load_config, signature
 
 from .conftest import REPO_ROOT
 
+CONFIG_DIR = osp.join(REPO_ROOT, 'configs')
 DEMO = osp.join(REPO_ROOT, 'tools', 'demo.py')
-DEMO_ARGS = [
-    '--smoke', '--methods', 'fgd', '--work-dir', 'tmp', '--data-root',
-    'data/tiny', '--dataset-size', '16', '8', '4'
-]
 PNG_MAGIC = b'\x89PNG\r\n\x1a\n'
-# Only against a hung run (e.g. a dead-locked data-loader worker), never a
-# bound on speed: a smoke run takes minutes even on a loaded machine.
-HANG_GUARD_S = 3 * 3600
-# The COCO line mmengine logs at the end of a tools/test.py run.
-COCO_LINE = re.compile(r'coco/bbox_mAP: (\d+\.\d+)\s+coco/bbox_mAP_50: '
-                       r'(\d+\.\d+)\s+coco/bbox_mAP_75: (\d+\.\d+)')
 
 
+# ------------------------------------------------------------- statistics
+def test_paired_differences_and_the_clear_gain_rule():
+    baseline = Group('b', 'retina', 'baseline', 'B', {0: 40.0, 1: 42.0,
+                                                       2: 41.0})
+    distilled = Group('d', 'retina', 'distilled', 'D', {0: 41.0, 1: 44.0,
+                                                        2: 42.5})
+    stats = paired(distilled, baseline)
+    assert stats['diffs'] == {0: 1.0, 1: 2.0, 2: 1.5}
+    assert stats['mean'] == pytest.approx(1.5)
+    assert stats['std'] == pytest.approx(statistics.stdev([1.0, 2.0, 1.5]))
+    assert stats['clear']  # 1.5 > 2 * 0.5
+    noisy = Group('n', 'retina', 'distilled', 'N', {0: 43.0, 1: 41.0,
+                                                    2: 42.0})
+    assert not paired(noisy, baseline)['clear']  # +3, -1, +1
+    single = paired(Group('s', 'retina', 'distilled', 'S', {0: 45.0}),
+                    baseline)
+    assert single['std'] is None and not single['clear']
+    other_seeds = Group('o', 'retina', 'distilled', 'O', {7: 45.0})
+    assert paired(other_seeds, baseline) is None
+
+
+def test_summary_gain_gap_and_control():
+    groups = [
+        Group('t', 'retina', 'teacher', 'T', {0: 60.0}),
+        Group('b', 'retina', 'baseline', 'B', {0: 40.0, 1: 42.0}),
+        Group('d', 'retina', 'distilled', 'D', {0: 46.0, 1: 48.0},
+              control='c'),
+        Group('c', 'retina', 'control', 'C', {0: 44.0, 1: 47.0}),
+    ]
+    summary = summarise(groups)
+    assert summary['d']['gain'] == pytest.approx(6.0)
+    assert summary['d']['gap_recovered'] == pytest.approx(6.0 / 19.0)
+    assert summary['d']['vs_control']['diffs'] == {0: 2.0, 1: 1.0}
+    assert summary['c']['vs_control'] is None
+    assert summary['t']['gain'] is None
+    table = markdown_table(groups, 'val')
+    row = next(line for line in table.splitlines() if line.startswith('| d '))
+    assert '+6.0' in row and '32%' in row and '+1.5 ± 0.7 (+2.0, +1.0)' in row
+    teacher_below = [Group('t', 'retina', 'teacher', 'T', {0: 30.0}),
+                     *groups[1:]]
+    assert summarise(teacher_below)['d']['gap_recovered'] is None
+
+
+# ------------------------------------------------------------------ plan
+def test_plan_has_teacher_baselines_controls_and_students():
+    specs = plan_runs(['fgd', 'cwd', 'ld'], [0, 1], 100, CONFIG_DIR)
+    names = [spec.name for spec in specs]
+    assert names.count('retina_teacher') == 1
+    assert names.index('retina_teacher') < names.index('fgd')
+    for name in ('retina_baseline', 'retina_baseline_seed1',
+                 'retina_baseline_2x', 'retina_baseline_2x_seed1', 'fgd',
+                 'fgd_seed1', 'fgd_init_only', 'fgd_init_only_seed1', 'cwd',
+                 'cwd_seed1', 'gfl_teacher', 'ld', 'ld_seed1'):
+        assert name in names
+    assert 'cwd_init_only' not in names and 'ld_init_only' not in names
+    by_name = {spec.name: spec for spec in specs}
+    assert by_name['retina_baseline_2x_seed1'].iters == 200
+    assert by_name['fgd_seed1'].teacher == 'retina_teacher'
+    control = by_name['fgd_init_only']
+    assert control.init_from_teacher == ('bbox_head', )
+    assert control.config.endswith(FAMILIES['retina']['baseline'])
+    assert by_name['ld'].teacher == 'gfl_teacher'
+    bare = plan_runs(['fgd'], [0], 100, CONFIG_DIR, convergence=False,
+                     controls=False)
+    assert [s.name for s in bare] == ['retina_teacher', 'retina_baseline',
+                                      'fgd']
+    with pytest.raises(FileNotFoundError, match='no config'):
+        plan_runs(['fgd'], [0], 100, '/nonexistent')
+
+
+def test_every_method_config_uses_its_family_teacher_and_student():
+    from mmengine.config import Config
+
+    def reference(model):
+        return model if isinstance(model, str) else model['cfg_path']
+
+    for method, spec in METHODS.items():
+        family = FAMILIES[spec['family']]
+        model = Config.fromfile(osp.join(CONFIG_DIR, spec['config'])).model
+        assert reference(model.teacher) == \
+            'mmkd_plugin::' + family['teacher'], method
+        assert reference(model.student) == \
+            'mmkd_plugin::' + family['baseline'], method
+
+
+# ------------------------------------------------------------- signature
+def test_signature_follows_what_decides_the_weights(tmp_path):
+    data_root = str(tmp_path)
+    spec = RunSpec('fgd', osp.join(CONFIG_DIR, METHODS['fgd']['config']), 0,
+                   10, teacher='retina_teacher')
+
+    def sig(run_spec, meta=None, teacher='t1', ckpt='/a/iter_10.pth'):
+        cfg = load_config(run_spec, data_root, str(tmp_path), ckpt)
+        return signature(cfg, meta or dict(seed=0), teacher)
+
+    base = sig(spec)
+    assert sig(spec, ckpt='/elsewhere/iter_10.pth') == base
+    assert sig(RunSpec(**{**spec.__dict__, 'seed': 1})) != base
+    assert sig(RunSpec(**{**spec.__dict__, 'iters': 20})) != base
+    assert sig(spec, meta=dict(seed=1)) != base
+    assert sig(spec, teacher='t2') != base
+    assert sig(RunSpec(**{**spec.__dict__, 'options': {
+        'model.distill.0.loss.temp': 1.0}})) != base
+
+
+# ---------------------------------------------------- init-only control
+def test_init_only_control_starts_from_the_teachers_head(tmp_path):
+    """The control's bbox_head equals the teacher checkpoint's after
+    mmengine's weight init; its other modules do not."""
+    from mmdet.registry import MODELS
+    teacher_cfg = load_config(
+        RunSpec('t', osp.join(CONFIG_DIR, FAMILIES['retina']['teacher']), 0,
+                4), str(tmp_path), str(tmp_path), None)
+    teacher = MODELS.build(teacher_cfg.model)
+    teacher.init_weights()
+    ckpt = str(tmp_path / 'teacher.pth')
+    torch.save(dict(state_dict=teacher.state_dict()), ckpt)
+    control_cfg = load_config(
+        RunSpec('c', osp.join(CONFIG_DIR, FAMILIES['retina']['baseline']), 0,
+                4, teacher='t', init_from_teacher=('bbox_head', )),
+        str(tmp_path), str(tmp_path), ckpt)
+    assert 'teacher_ckpt' not in control_cfg.model
+    control = MODELS.build(control_cfg.model)
+    control.init_weights()
+    for key, value in teacher.bbox_head.state_dict().items():
+        assert torch.equal(control.bbox_head.state_dict()[key], value), key
+    assert not torch.equal(control.neck.fpn_convs[0].conv.weight,
+                           teacher.neck.fpn_convs[0].conv.weight)
+
+
+# ------------------------------------------------------------ end to end
 def run_demo(cwd, *extra):
-    """Run the smoke demo in ``cwd``; return its output."""
-    env = dict(os.environ, PYTHONUNBUFFERED='1')
-    proc = subprocess.run([sys.executable, DEMO, *DEMO_ARGS, *extra],
-                          cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=HANG_GUARD_S)
+    """Run tools/demo.py on a tiny dataset in ``cwd``; return its output."""
+    args = [sys.executable, DEMO, '--methods', 'fgd', '--seeds', '0',
+            '--iters', '2', '--dataset-size', '8', '4', '4',
+            '--batch-size', '2', '--no-convergence', '--data-root', 'data',
+            '--work-dir', 'work', *extra]
+    env = dict(os.environ, PYTHONUNBUFFERED='1', OMP_NUM_THREADS='1')
+    # Only against a hung run, never a bound on speed.
+    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=3600)
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output[-6000:]
     return output
 
 
-def printed_metrics(log: str, name: str, split: str) -> dict:
-    """The metrics (percent) that the evaluation of run ``name`` on
-    ``split`` printed: tools/test.py's COCO line after the demo's
-    "evaluating" line of that run; 0 when CocoMetric found no detection."""
-    start = log.index(f'{name}: evaluating on the {split} split')
-    end = log.index(f'{name}: {split} mAP', start)
-    match = COCO_LINE.search(log, start, end)
-    if match is None:
-        assert 'no detections' in log[start:end]
-        return dict(mAP=0.0, AP50=0.0, AP75=0.0)
-    return {key: 100 * float(value)
-            for key, value in zip(('mAP', 'AP50', 'AP75'), match.groups())}
-
-
-def assert_reports_printed_metrics(log: str, groups: dict, split: str,
-                                   names: list) -> None:
-    """The ``split`` numbers of runs ``names`` in results.json ``groups``
-    are those their evaluation printed in ``log``."""
-    runs = {run['name']: run for group in groups.values()
-            for run in group['runs']}
-    for name in names:
-        printed = printed_metrics(log, name, split)
-        for key in ('mAP', 'AP50', 'AP75'):
-            # The log shows 4 decimals of the 0-1 value.
-            assert runs[name][split][key] == pytest.approx(
-                printed[key], abs=0.006), (name, split, key)
-
-
-def test_demo_smoke_writes_results_and_reuses_runs(tmp_path):
+def test_demo_trains_reports_and_continues_from_its_cache(tmp_path):
     log = run_demo(tmp_path)
-    work = tmp_path / 'tmp'
-    assert (tmp_path / 'data' / 'tiny' / 'annotations' /
-            'holdout.json').is_file()
-    for name in ('teacher', 'baseline', 'fgd'):
-        assert f'{name}: training configs/' in log
-        assert f'{name}: evaluating on the val split' in log
-        assert f'{name}: evaluating on the holdout split' not in log
-        assert (work / name / 'iter_4.pth').is_file()
-    assert 'loss_fgd_fpn0' in log  # the FGD run trained with its loss
-    # the distilled run loads the teacher trained in the first stage
-    teacher_ckpt = work / 'teacher' / 'iter_4.pth'
-    assert f'Loads checkpoint by local backend from path: {teacher_ckpt}' \
-        in log
-    assert 'total wall time' in log
-
-    table = (work / 'table.md').read_text()
-    for name in ('teacher', 'baseline', 'fgd'):
-        assert f'| {name} |' in table
+    (work, ) = [p for p in (tmp_path / 'work').iterdir()]
+    assert work.name == 'seed0_64px_2-5digits_8-4-4'
+    names = ['retina_teacher', 'retina_baseline', 'fgd', 'fgd_init_only']
+    for name in names:
+        assert f'{name}: started' in log
+        assert (work / name / 'iter_2.pth').is_file()
+    assert 'loss_fgd_fpn0' in (work / 'fgd' / 'console.log').read_text()
     assert (work / 'map.png').read_bytes()[:8] == PNG_MAGIC
-
+    table = (work / 'table.md').read_text()
+    for name in ('retina_teacher', 'retina_baseline', 'fgd',
+                 'fgd_init_only'):
+        assert f'| {name} |' in table
     results = json.loads((work / 'results.json').read_text())
-    groups = results['groups']
-    assert {name: g['role'] for name, g in groups.items()} == dict(
-        teacher='teacher', baseline='baseline', fgd='distilled')
-    assert_reports_printed_metrics(log, groups, 'val',
-                                   ['teacher', 'baseline', 'fgd'])
-    for group in groups.values():
-        (run, ) = group['runs']
-        assert 'holdout' not in run
-        assert run['mAP'] == run['val']['mAP'] == group['mAP']['mean']
-        assert group['mAP']['std'] is None  # one seed
-        assert run['cached'] is False
-    fgd, baseline = groups['fgd'], groups['baseline']
-    assert fgd['gain'] == pytest.approx(fgd['mAP']['mean'] -
-                                        baseline['mAP']['mean'])
-    assert results['settings']['iters'] == 4
-    assert results['settings']['seeds'] == [0]
-    assert results['settings']['smoke'] is True
+    runs = {run['name']: run for run in results['runs']}
+    assert set(runs) == set(names)
+    assert runs['fgd']['teacher'] == 'retina_teacher'
+    assert all(set(run['metrics']) == {'val'} for run in runs.values())
+    stamps = {name: osp.getmtime(work / name / 'iter_2.pth')
+              for name in names}
 
-    ckpt_times = {name: os.path.getmtime(work / name / 'iter_4.pth')
-                  for name in groups}
-    log2 = run_demo(tmp_path, '--seeds', '0', '1', '--eval-holdout')
-    for name in ('teacher', 'baseline', 'fgd'):
-        assert f'{name}: trained checkpoint found, training skipped' in log2
-        assert f'{name}: training' not in log2
-        assert f'{name}: evaluating on the val split' not in log2
-        assert f'{name}: evaluating on the holdout split' in log2
-        assert os.path.getmtime(work / name / 'iter_4.pth') == \
-            ckpt_times[name]
-    for name in ('baseline_seed1', 'fgd_seed1'):
-        assert f'{name}: training configs/' in log2
-        marker = json.loads((work / name / 'demo_train.json').read_text())
-        assert marker['signature']['seed'] == 1
-    assert 'reused finished runs' not in log2
-    results2 = json.loads((work / 'results.json').read_text())
-    groups2 = results2['groups']
-    assert len(groups2['teacher']['runs']) == 1
-    for name in ('baseline', 'fgd'):
-        runs = groups2[name]['runs']
-        assert len(runs) == 2
-        assert runs[0]['val'] == groups[name]['runs'][0]['val']
-        values = [run['mAP'] for run in runs]
-        assert groups2[name]['mAP']['mean'] == pytest.approx(
-            sum(values) / 2)
-        assert groups2[name]['mAP']['std'] is not None
-    assert '±' in (work / 'table.md').read_text()
-    assert_reports_printed_metrics(
-        log2, groups2, 'holdout',
-        ['teacher', 'baseline', 'baseline_seed1', 'fgd', 'fgd_seed1'])
-    assert_reports_printed_metrics(log2, groups2, 'val',
-                                   ['baseline_seed1', 'fgd_seed1'])
+    log2 = run_demo(tmp_path, '--splits', 'val', 'holdout')
+    for name in names:
+        assert f'{name}: trained earlier, evaluated' in log2
+        assert osp.getmtime(work / name / 'iter_2.pth') == stamps[name]
+    runs2 = {run['name']: run
+             for run in json.loads((work / 'results.json').read_text())
+             ['runs']}
+    for name in names:
+        assert runs2[name]['metrics']['val'] == runs[name]['metrics']['val']
+        assert 'holdout' in runs2[name]['metrics']
 
-    log3 = run_demo(tmp_path, '--seeds', '0', '1', '--eval-holdout')
-    assert 'reused finished runs: teacher, baseline, baseline_seed1, fgd, ' \
-        'fgd_seed1' in log3
-    assert ': training' not in log3 and ': evaluating' not in log3
-    groups3 = json.loads((work / 'results.json').read_text())['groups']
-    for name, group in groups3.items():
-        for run, run2 in zip(group['runs'], groups2[name]['runs']):
-            assert run['cached'] is True
-            assert {k: v for k, v in run.items() if k != 'cached'} == \
-                {k: v for k, v in run2.items() if k != 'cached'}
+    log3 = run_demo(tmp_path, '--splits', 'val', 'holdout')
+    assert 'reused finished runs: ' + ', '.join(names) in log3

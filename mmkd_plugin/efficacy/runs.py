@@ -27,6 +27,10 @@ TRAINING_KEYS = ('model', 'train_dataloader', 'train_cfg', 'optim_wrapper',
 METRIC_KEYS = {'mAP': 'coco/bbox_mAP', 'AP50': 'coco/bbox_mAP_50',
                'AP75': 'coco/bbox_mAP_75'}
 RESULT_FILE = 'result.json'
+# Helper variables of configs/_base_/digit_scenes.py that the resolved
+# config carries but no component reads.
+DIGIT_BASE_NAMESPACES = ('digit_scenes', 'digit_retina', 'digit_gfl',
+                         'digit_faster_rcnn', 'student_widths')
 
 
 @dataclass
@@ -95,6 +99,13 @@ def schedule_options(iters: int) -> Dict:
         'param_scheduler.1.T_max': max(1, iters - warmup),
         'default_hooks.checkpoint.interval': iters,
         'default_hooks.logger.interval': min(50, iters),
+        # Data loads in the run's own process: the benchmark already runs
+        # one training per core, and shutting loader workers down cost
+        # ~10 s per run here.
+        'train_dataloader.num_workers': 0,
+        'train_dataloader.persistent_workers': False,
+        'test_dataloader.num_workers': 0,
+        'test_dataloader.persistent_workers': False,
     }
 
 
@@ -110,6 +121,29 @@ def split_options(data_root: str, split: str) -> Dict:
     }
 
 
+def _formatted_text_config():
+    """A ``Config`` subclass that formats its text once per content.
+
+    mmengine formats the whole config with yapf each time it logs it, dumps
+    it, hands it to the visualizer and stores it in a checkpoint: five
+    times per run, about 5 s each on one core here, longer than a short
+    run's training. The text is cached by the config's content.
+    """
+    from mmengine.config import Config
+
+    class FormattedOnceConfig(Config):
+        _texts: Dict[str, str] = {}
+
+        @property
+        def pretty_text(self) -> str:
+            key = json.dumps(self.to_dict(), sort_keys=True, default=str)
+            if key not in self._texts:
+                self._texts[key] = super().pretty_text
+            return self._texts[key]
+
+    return FormattedOnceConfig
+
+
 def load_config(spec: RunSpec, data_root: str, work_dir: str,
                 teacher_ckpt: Optional[str]):
     """The resolved config of ``spec`` on the dataset in ``data_root``.
@@ -122,7 +156,10 @@ def load_config(spec: RunSpec, data_root: str, work_dir: str,
     # The digit configs read their data root from this variable when they
     # are parsed (see configs/_base_/digit_scenes.py).
     os.environ['DIGIT_SCENES_ROOT'] = data_root
-    cfg = Config.fromfile(spec.config)
+    cfg_dict = Config.fromfile(spec.config).to_dict()
+    for name in DIGIT_BASE_NAMESPACES:
+        cfg_dict.pop(name, None)
+    cfg = _formatted_text_config()(cfg_dict, filename=spec.config)
     options = dict(schedule_options(spec.iters), **spec.options)
     options['randomness'] = dict(seed=spec.seed)
     for module in spec.init_from_teacher:
@@ -200,6 +237,40 @@ def train(cfg) -> float:
     return float(seconds_per_iter)
 
 
+def prepare(spec: RunSpec, work_dir: str, data_root: str,
+            dataset_meta: dict, teacher_result: Optional[dict] = None):
+    """The run's resolved config, its signature and its stored result when
+    that result belongs to the same signature and its checkpoint exists.
+
+    Returns:
+        tuple: ``(cfg, signature, result or None)``.
+    """
+    teacher_ckpt = teacher_signature = None
+    if spec.teacher is not None:
+        teacher_ckpt = teacher_result['checkpoint']
+        teacher_signature = teacher_result['signature']
+    cfg = load_config(spec, data_root, work_dir, teacher_ckpt)
+    run_signature = signature(cfg, dataset_meta, teacher_signature)
+    result = read_json(osp.join(cfg.work_dir, RESULT_FILE))
+    if (result is None or result.get('signature') != run_signature
+            or not osp.isfile(final_checkpoint(work_dir, spec))):
+        result = None
+    return cfg, run_signature, result
+
+
+def finished_result(spec: RunSpec, work_dir: str, data_root: str,
+                    dataset_meta: dict, splits: List[str],
+                    teacher_result: Optional[dict] = None) -> Optional[dict]:
+    """The stored result of ``spec`` when nothing is left to do (trained
+    with the same signature, evaluated on every split), else None."""
+    _, _, result = prepare(spec, work_dir, data_root, dataset_meta,
+                           teacher_result)
+    if result is None or any(split not in result['metrics']
+                             for split in splits):
+        return None
+    return dict(result, cached=True, trained=False)
+
+
 def run(spec: RunSpec, work_dir: str, data_root: str, dataset_meta: dict,
         splits: List[str], teacher_result: Optional[dict] = None) -> dict:
     """Train ``spec`` (unless a finished run with the same signature
@@ -213,39 +284,32 @@ def run(spec: RunSpec, work_dir: str, data_root: str, dataset_meta: dict,
         dataset_meta (dict): The dataset's parameters (its ``meta.json``).
         splits (list[str]): Splits to report, e.g. ``['val', 'holdout']``.
         teacher_result (dict, optional): The teacher run's result, for
-            distilled runs.
+            runs with a teacher.
 
     Returns:
-        dict: The run's result: ``signature``, ``seconds_per_iter``,
-        ``train_seconds``, ``cached`` (nothing was trained) and, per
-        split, its metrics.
+        dict: The run's result: ``signature``, ``checkpoint``,
+        ``seconds_per_iter``, ``train_seconds``, ``cached`` (False: this
+        call trained or evaluated it), ``trained`` (this call trained it)
+        and ``metrics`` per split.
     """
-    teacher_ckpt = teacher_signature = None
-    if spec.teacher is not None:
-        teacher_ckpt = teacher_result['checkpoint']
-        teacher_signature = teacher_result['signature']
-    cfg = load_config(spec, data_root, work_dir, teacher_ckpt)
-    run_signature = signature(cfg, dataset_meta, teacher_signature)
+    cfg, run_signature, result = prepare(spec, work_dir, data_root,
+                                         dataset_meta, teacher_result)
     result_path = osp.join(cfg.work_dir, RESULT_FILE)
     checkpoint = final_checkpoint(work_dir, spec)
-    result = read_json(result_path)
-    if (result is None or result.get('signature') != run_signature
-            or not osp.isfile(checkpoint)):
+    trained = result is None
+    if trained:
         os.makedirs(cfg.work_dir, exist_ok=True)
         start = time.perf_counter()
         seconds_per_iter = train(cfg)
         result = dict(name=spec.name, config=spec.config, seed=spec.seed,
                       iters=spec.iters, signature=run_signature,
-                      checkpoint=checkpoint, cached=False,
+                      checkpoint=checkpoint,
                       seconds_per_iter=seconds_per_iter,
                       train_seconds=time.perf_counter() - start, metrics={})
         write_json(result_path, result)
-    else:
-        result['cached'] = True
     for split in splits:
         if split not in result['metrics']:
             result['metrics'][split] = evaluate(cfg, checkpoint, data_root,
                                                 split)
-            result['cached'] = False
             write_json(result_path, result)
-    return result
+    return dict(result, cached=False, trained=trained)

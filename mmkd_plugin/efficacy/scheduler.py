@@ -18,7 +18,7 @@ import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Callable, Dict, List, Optional
 
-from .runs import RunSpec, run
+from .runs import RunSpec, finished_result, run
 
 CONSOLE_LOG = 'console.log'
 
@@ -95,6 +95,12 @@ def run_all(specs: List[RunSpec], work_dir: str, data_root: str,
                     break
                 waiting.remove(spec)
                 teacher = results.get(spec.teacher)
+                finished = finished_result(spec, work_dir, data_root,
+                                           dataset_meta, splits, teacher)
+                if finished is not None:
+                    results[spec.name] = finished
+                    log(f'{spec.name}: ' + _result_line(finished, splits))
+                    continue
                 log(f'{spec.name}: started ({spec.config}, seed {spec.seed}, '
                     f'{spec.iters} iterations)')
                 future = pool.submit(_run_logged, spec, work_dir, data_root,
@@ -125,5 +131,7 @@ def _result_line(result: dict, splits: List[str]) -> str:
                        for split in splits)
     if result['cached']:
         return f'reused ({scores})'
+    if not result['trained']:
+        return f'trained earlier, evaluated ({scores})'
     return (f'done in {result["train_seconds"] / 60:.1f} min '
             f'({result["seconds_per_iter"]:.2f} s/iter; {scores})')
