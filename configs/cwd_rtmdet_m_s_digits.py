@@ -12,46 +12,27 @@
 # iterations by tests/test_modern_detectors.py. Teacher config:
 # rtmdet_m_digits.py; give its checkpoint with
 #   --cfg-options model.teacher_ckpt=work_dirs/rtmdet_m_digits/epoch_4.pth
-_base_ = [
-    './cwd_rtmdet_m_s.py', './_base_/digit_scenes.py',
-    './_base_/digit_modern.py'
-]
+# This file inherits the teacher's config (data, schedule, EMA and pipeline
+# switch) and replaces the model.
+_base_ = './rtmdet_m_digits.py'
 
 model = dict(
-    teacher={{_base_.digit_rtmdet.teacher_m}},
-    student={{_base_.digit_rtmdet.student_s}},
-    teacher_ckpt=None)
-
-train_dataloader = dict(
     _delete_=True,
-    batch_size=8,
-    num_workers=2,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
-    dataset=dict(
-        _base_.digit_scenes.train_dataloader.dataset,
-        pipeline=_base_.digit_rtmdet.train_pipeline))
-val_dataloader = {{_base_.digit_scenes.val_dataloader}}
-test_dataloader = {{_base_.digit_scenes.test_dataloader}}
-val_evaluator = {{_base_.digit_scenes.val_evaluator}}
-test_evaluator = {{_base_.digit_scenes.test_evaluator}}
-train_cfg = {{_base_.digit_epochs.train_cfg}}
-param_scheduler = {{_base_.digit_epochs.param_scheduler}}
-optim_wrapper = {{_base_.digit_scenes.optim_wrapper}}
-default_hooks = {{_base_.digit_epochs.default_hooks}}
-log_processor = {{_base_.digit_epochs.log_processor}}
-auto_scale_lr = {{_base_.digit_scenes.auto_scale_lr}}
+    type='DistillationDetector',
+    teacher=dict(cfg_path='mmkd_plugin::rtmdet_m_digits.py'),
+    student={{_base_.digit_rtmdet.student_s}},
+    teacher_ckpt=None,
+    # As in cwd_rtmdet_m_s.py.
+    distill=[
+        dict(
+            student=f'neck.out_convs.{level}.conv',
+            name='cwd',
+            loss=dict(type='CWDLoss', tau=1.0, loss_weight=1.0,
+                      standardize=True)) for level in range(3)
+    ])
 
-custom_hooks = [
-    dict(
-        type='EMAHook',
-        ema_type='ExpMomentumEMA',
-        momentum=0.0002,
-        update_buffers=True,
-        priority=49),
-    dict(
-        type='PipelineSwitchHook',
-        switch_epoch=_base_.digit_epochs.stage2_epoch,
-        switch_pipeline=_base_.digit_rtmdet.train_pipeline_stage2),
+find_unused_parameters = True
+
+custom_hooks = _base_.custom_hooks + [
     dict(type='StopDistillHook', stop_epoch=_base_.digit_epochs.stage2_epoch),
 ]

@@ -79,10 +79,10 @@ _rtmdet_stage2 = [
 _rtmdet_cfg = 'mmdet::rtmdet/rtmdet_s_8xb32-300e_coco.py'
 digit_rtmdet = dict(
     # `model = {{_base_.digit_rtmdet.m}}` in a config inheriting
-    # `_rtmdet_cfg`; teacher_m / student_s for DistillationDetector.
+    # `_rtmdet_cfg`; student_s for DistillationDetector (the teacher is
+    # `mmkd_plugin::rtmdet_m_digits.py`).
     m=_rtmdet_model(0.25),
     s=_rtmdet_model(0.125),
-    teacher_m=dict(cfg_path=_rtmdet_cfg, **_rtmdet_model(0.25)),
     student_s=dict(cfg_path=_rtmdet_cfg, **_rtmdet_model(0.125)),
     train_pipeline=_rtmdet_stage1,
     train_pipeline_stage2=_rtmdet_stage2,
@@ -108,7 +108,6 @@ _yolox_cfg = 'mmdet::yolox/yolox_s_8xb8-300e_coco.py'
 digit_yolox = dict(
     l=_yolox_model(0.25),
     s=_yolox_model(0.125),
-    teacher_l=dict(cfg_path=_yolox_cfg, **_yolox_model(0.25)),
     student_s=dict(cfg_path=_yolox_cfg, **_yolox_model(0.125)),
     load_pipeline=[
         dict(type='LoadImageFromFile'),
