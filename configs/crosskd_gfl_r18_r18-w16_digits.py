@@ -12,7 +12,7 @@ _base_ = './gfl_r18-w16_digits.py'
 model = dict(
     _delete_=True,
     type='DistillationDetector',
-    teacher='mmkd_plugin::gfl_r18_digits.py',
+    teacher=dict(cfg_path='mmkd_plugin::gfl_r18_digits.py'),
     student=dict(
         cfg_path='mmkd_plugin::gfl_r18-w16_digits.py',
         bbox_head=dict(

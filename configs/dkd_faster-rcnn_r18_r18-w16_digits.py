@@ -10,7 +10,7 @@ _base_ = './faster-rcnn_r18-w16_digits.py'
 model = dict(
     _delete_=True,
     type='DistillationDetector',
-    teacher='mmkd_plugin::faster-rcnn_r18_digits.py',
+    teacher=dict(cfg_path='mmkd_plugin::faster-rcnn_r18_digits.py'),
     student=dict(
         cfg_path='mmkd_plugin::faster-rcnn_r18-w16_digits.py',
         roi_head=dict(

@@ -12,8 +12,8 @@ _base_ = './retina_r18-w16_digits.py'
 model = dict(
     _delete_=True,
     type='DistillationDetector',
-    teacher='mmkd_plugin::retina_r18_digits.py',
-    student='mmkd_plugin::retina_r18-w16_digits.py',
+    teacher=dict(cfg_path='mmkd_plugin::retina_r18_digits.py'),
+    student=dict(cfg_path='mmkd_plugin::retina_r18-w16_digits.py'),
     teacher_ckpt=None,
     student_init_from_teacher=['bbox_head'],
     distill=[

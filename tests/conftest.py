@@ -53,6 +53,8 @@ def load_offline_config(name: str, teacher_ckpt=None) -> Config:
         model.backbone.init_cfg = None
         return cfg
     for part in ('student', 'teacher'):
+        if isinstance(model[part], str):  # a config reference
+            model[part] = dict(cfg_path=model[part])
         backbone = model[part].get('backbone', {})
         backbone['init_cfg'] = None
         model[part]['backbone'] = backbone

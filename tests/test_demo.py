@@ -68,7 +68,8 @@ def test_summary_gain_gap_and_control():
 
 # ------------------------------------------------------------------ plan
 def test_plan_has_teacher_baselines_controls_and_students():
-    specs = plan_runs(['fgd', 'cwd', 'ld'], [0, 1], 100, CONFIG_DIR)
+    specs = plan_runs(['fgd', 'cwd', 'ld'], [0, 1], 100, CONFIG_DIR,
+                      convergence_seeds=[0, 1])
     names = [spec.name for spec in specs]
     assert names.count('retina_teacher') == 1
     assert names.index('retina_teacher') < names.index('fgd')
@@ -85,7 +86,9 @@ def test_plan_has_teacher_baselines_controls_and_students():
     assert control.init_from_teacher == ('bbox_head', )
     assert control.config.endswith(FAMILIES['retina']['baseline'])
     assert by_name['ld'].teacher == 'gfl_teacher'
-    bare = plan_runs(['fgd'], [0], 100, CONFIG_DIR, convergence=False,
+    assert 'retina_baseline_2x_seed1' not in [
+        s.name for s in plan_runs(['fgd'], [0, 1], 100, CONFIG_DIR)]
+    bare = plan_runs(['fgd'], [0], 100, CONFIG_DIR, convergence_seeds=[],
                      controls=False)
     assert [s.name for s in bare] == ['retina_teacher', 'retina_baseline',
                                       'fgd']
@@ -96,15 +99,12 @@ def test_plan_has_teacher_baselines_controls_and_students():
 def test_every_method_config_uses_its_family_teacher_and_student():
     from mmengine.config import Config
 
-    def reference(model):
-        return model if isinstance(model, str) else model['cfg_path']
-
     for method, spec in METHODS.items():
         family = FAMILIES[spec['family']]
         model = Config.fromfile(osp.join(CONFIG_DIR, spec['config'])).model
-        assert reference(model.teacher) == \
+        assert model.teacher.cfg_path == \
             'mmkd_plugin::' + family['teacher'], method
-        assert reference(model.student) == \
+        assert model.student.cfg_path == \
             'mmkd_plugin::' + family['baseline'], method
 
 
@@ -158,7 +158,7 @@ def run_demo(cwd, *extra):
     """Run tools/demo.py on a tiny dataset in ``cwd``; return its output."""
     args = [sys.executable, DEMO, '--methods', 'fgd', '--seeds', '0',
             '--iters', '2', '--dataset-size', '8', '4', '4',
-            '--batch-size', '2', '--no-convergence', '--data-root', 'data',
+            '--batch-size', '2', '--convergence-seeds', '--data-root', 'data',
             '--work-dir', 'work', *extra]
     env = dict(os.environ, PYTHONUNBUFFERED='1', OMP_NUM_THREADS='1')
     # Only against a hung run, never a bound on speed.

@@ -269,18 +269,20 @@ def test_hub_get_config_and_get_model_in_fresh_interpreter(tmp_path):
 
 
 def test_make_digit_scenes_defaults_are_the_demo_dataset():
+    from mmkd_plugin.efficacy.proxy import DataVariant
     sys.path.insert(0, osp.join(REPO_ROOT, 'tools'))
     try:
-        import demo
         import make_digit_scenes
     finally:
         sys.path.pop(0)
     args = make_digit_scenes.parse_args([])
+    variant = DataVariant()
     assert (args.num_train, args.num_val, args.num_holdout) == \
-        demo.FULL_DATASET == (2000, 1000, 1000)
-    assert (args.image_size, args.seed) == (demo.IMAGE_SIZE,
-                                            demo.DATASET_SEED)
-    assert args.out == demo.parse_args([]).data_root
+        variant.sizes == (2000, 1000, 1000)
+    assert (args.image_size, args.seed) == (variant.image_size,
+                                            variant.seed) == (64, 0)
+    assert (args.min_digits, args.max_digits) == variant.digits
+    assert variant.digit_size is None  # the generator's default range
 
 
 class _Evil:

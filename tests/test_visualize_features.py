@@ -23,7 +23,7 @@ from .conftest import CONFIG_DIR, REPO_ROOT, load_offline_config
 TOOL = osp.join(REPO_ROOT, 'tools', 'visualize_features.py')
 FGD_CONFIG = 'fgd_retina_r18_r18-w16_digits.py'
 CONFIG_PATH = osp.join(CONFIG_DIR, FGD_CONFIG)
-IMAGE_HW = (64, 96)  # resized to 85 x 128 by the digits pipeline, pad 96
+IMAGE_HW = (64, 96)  # resized to 85 x 128 (see `assets`), pad 96
 BOX_XYWH = [12, 10, 28, 20]  # the first bright rectangle, the only gt box
 PNG_MAGIC = b'\x89PNG\r\n\x1a\n'
 
@@ -54,6 +54,12 @@ def assets(tmp_path_factory):
     """A random FGD digits model, its checkpoints, an image, ann files."""
     root = tmp_path_factory.mktemp('visualize')
     cfg = load_offline_config(FGD_CONFIG)
+    # The digits configs keep images at their size; resize as the COCO
+    # configs do, so that boxes must follow a scale factor.
+    for transform in cfg.test_dataloader.dataset.pipeline:
+        if transform.type == 'Resize':
+            transform.pop('scale_factor')
+            transform.update(scale=(128, 128), keep_ratio=True)
     model = MODELS.build(cfg.model).eval()
     teacher = str(root / 'teacher.pth')
     torch.save({'state_dict': model.teacher.state_dict()}, teacher)

@@ -10,9 +10,9 @@ which is 1.0 when the distillation losses cost nothing. Models keep random
 weights; the batch is synthetic (random images, random boxes). Peak memory
 is CUDA's max allocated memory per phase, or the process's peak RSS on CPU.
 
-``--demo-pairs`` runs every distillation config of the demo (tools/demo.py:
-FGD, CWD, MGD, PKD on the RetinaNet pair, LD on GFL, DKD on Faster R-CNN) at
-the demo's scale (batch 8 of 128x128, 4 boxes per image), each in its own
+``--demo-pairs`` runs every distillation config of the efficacy benchmark
+(tools/demo.py, ``mmkd_plugin.efficacy.proxy.METHODS``) at its scale
+(batch 8 of 64x64, 4 boxes per image), each in its own
 process so that CPU peak memory is per config, and prints a markdown table.
 
 Examples::
@@ -39,17 +39,13 @@ from mmengine.registry import init_default_scope
 from mmengine.structures import InstanceData
 
 import mmkd_plugin  # noqa: F401
+from mmkd_plugin.efficacy.proxy import METHODS
 from mmkd_plugin.models.utils import resolve_model_config
 
 
 CONFIG_DIR = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))),
                       'configs')
-DEMO_CONFIGS = [
-    'fgd_retina_r18_r18-w16_digits.py', 'cwd_retina_r18_r18-w16_digits.py',
-    'mgd_retina_r18_r18-w16_digits.py', 'pkd_retina_r18_r18-w16_digits.py',
-    'ld_gfl_r18_r18-w16_digits.py', 'dkd_faster-rcnn_r18_r18-w16_digits.py'
-]
-DEMO_SHAPE, DEMO_BATCH, DEMO_BOXES = (128, 128), 8, 4
+DEMO_SHAPE, DEMO_BATCH, DEMO_BOXES = (64, 64), 8, 4
 PHASES = ('student_step', 'teacher_fwd', 'distill_step')
 # Student heads that distil inside their own loss, the plain mmdet head each
 # extends and the arguments only the distilling head takes: the student-only
@@ -57,7 +53,15 @@ PHASES = ('student_step', 'teacher_fwd', 'distill_step')
 PLAIN_HEADS = {
     'LDGFLHead': ('GFLHead', ('loss_ld', 'loss_ld_vlr', 'loss_kd_cls',
                               'vlr_low_ratio')),
+    'BCKDGFLHead': ('GFLHead', ('loss_bckd_cls', 'loss_bckd_bbox',
+                                'bckd_skip_levels_without_pos', 'loss_ld',
+                                'loss_ld_vlr', 'loss_kd_cls',
+                                'vlr_low_ratio')),
     'DistillRoIHead': ('StandardRoIHead', ('distill_loss', 'distill_name')),
+    **{f'CrossKD{head}Head': (f'{head}Head', (
+        'reused_teacher_head_idx', 'loss_crosskd_cls', 'loss_crosskd_bbox',
+        'loss_crosskd_centerness')) for head in ('GFL', 'ATSS', 'FCOS',
+                                                 'Retina')},
 }
 
 
@@ -267,7 +271,7 @@ def benchmark_demo_pairs(args: argparse.Namespace) -> None:
     """Run every demo config in a fresh process; print a markdown table."""
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for config in DEMO_CONFIGS:
+        for config in [method['config'] for method in METHODS.values()]:
             out = osp.join(tmp, config + '.json')
             command = [
                 sys.executable, osp.abspath(__file__),

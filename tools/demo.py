@@ -15,8 +15,9 @@ where it stopped. See docs/efficacy.md for the proxy and the results.
 
 Examples::
 
-    python tools/demo.py                         # the demo: FGD, 3 seeds
-    python tools/demo.py --methods all           # the full table
+    python tools/demo.py                         # the demo: CWD, 2 seeds
+    python tools/demo.py --methods all --seeds 0 1 2 \
+        --convergence-seeds 0 1 2                # the full table
     python tools/demo.py --methods all --data-seed 1 --digits 3 6
     python tools/demo.py --methods fgd --splits holdout   # tuning
 """
@@ -39,8 +40,8 @@ from mmkd_plugin.efficacy.report import markdown_table, plot_map
 from mmkd_plugin.efficacy.results import groups_of, write_results
 from mmkd_plugin.efficacy.scheduler import run_all
 
-DEMO_METHODS = ['fgd']
-DEMO_SEEDS = [0, 1, 2]
+DEMO_METHODS = ['cwd']
+DEMO_SEEDS = [0, 1]
 DEFAULT_ITERS = 1500
 
 
@@ -58,8 +59,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--iters', type=int, default=DEFAULT_ITERS,
                         help='training iterations of teachers and students '
                         f'(default {DEFAULT_ITERS})')
-    parser.add_argument('--no-convergence', action='store_true',
-                        help='skip the baselines trained 2x as long')
+    parser.add_argument('--convergence-seeds', nargs='*', type=int,
+                        default=None,
+                        help='seeds of the baselines trained 2x as long (the '
+                        'convergence check); default the first seed, none '
+                        'when given without a value')
     parser.add_argument('--no-controls', action='store_true',
                         help='skip the init-only controls')
     parser.add_argument('--splits', nargs='+', default=['val'],
@@ -78,9 +82,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     variant.add_argument('--dataset-size', nargs=3, type=int,
                          default=[2000, 1000, 1000],
                          metavar=('TRAIN', 'VAL', 'HOLDOUT'))
-    parser.add_argument('--data-root', default='data/digit_scenes',
+    parser.add_argument('--data-root', default='data/demo',
                         help='datasets are generated in a folder per '
-                        'variant under it')
+                        'variant under it (default data/demo)')
     parser.add_argument('--work-dir', default='work_dirs/demo',
                         help='runs and reports go to a folder per variant '
                         'under it')
@@ -130,7 +134,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         {'train_dataloader.batch_size': args.batch_size}
     specs = plan_runs(args.methods, args.seeds, args.iters,
                       osp.join(REPO_ROOT, 'configs'),
-                      convergence=not args.no_convergence,
+                      convergence_seeds=args.convergence_seeds,
                       controls=not args.no_controls, options=options)
     clock.log(f'{len(specs)} runs ({", ".join(args.methods)}; seeds '
               f'{" ".join(map(str, args.seeds))}; {args.iters} iterations) '

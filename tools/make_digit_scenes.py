@@ -2,8 +2,8 @@
 """Generate the digit-scenes COCO detection dataset.
 
 The defaults make the dataset of the demo (tools/demo.py): 2000 train,
-1000 val and 1000 holdout images of 128x128, seed 0, so that the demo reuses
-it. Example::
+1000 val and 1000 holdout images of 64x64, seed 0 (the demo generates its
+own, one folder per variant under data/demo/). Example::
 
     python tools/make_digit_scenes.py --out data/digit_scenes
 """
@@ -35,7 +35,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--num-val', type=int, default=1000)
     parser.add_argument('--num-holdout', type=int, default=1000,
                         help='images of the hyper-parameter holdout split')
-    parser.add_argument('--image-size', type=int, default=128)
+    parser.add_argument('--image-size', type=int, default=64)
     parser.add_argument('--min-digits', type=int, default=2)
     parser.add_argument('--max-digits', type=int, default=5)
     parser.add_argument('--seed', type=int, default=0)

@@ -103,13 +103,13 @@ def run_name(base: str, seed: int) -> str:
 
 
 def plan_runs(methods: List[str], seeds: List[int], iters: int,
-              config_dir: str, convergence: bool = True,
+              config_dir: str, convergence_seeds: Optional[List[int]] = None,
               controls: bool = True,
               options: Optional[Dict] = None) -> List[RunSpec]:
     """Every run the chosen methods need, teachers first.
 
     Per family: the teacher (seed 0, ``iters``), the baseline (each seed),
-    with ``convergence`` the baseline at ``2 * iters`` (each seed); per
+    the baseline at ``2 * iters`` (each of ``convergence_seeds``); per
     method, the distilled student (each seed) and, with ``controls``,
     the init-only control of a method that initialises from the teacher.
 
@@ -118,7 +118,8 @@ def plan_runs(methods: List[str], seeds: List[int], iters: int,
         seeds (list[int]): Student training seeds.
         iters (int): Training iterations of teachers and students.
         config_dir (str): Folder of the configs.
-        convergence (bool): Add the 2x-schedule baselines.
+        convergence_seeds (list[int], optional): Seeds of the 2x-schedule
+            baselines; None means the first seed, ``[]`` none.
         controls (bool): Add the init-only controls.
         options (dict, optional): Config options for every run.
 
@@ -126,6 +127,8 @@ def plan_runs(methods: List[str], seeds: List[int], iters: int,
         list[RunSpec]: The runs.
     """
     options = options or {}
+    if convergence_seeds is None:
+        convergence_seeds = seeds[:1]
     families = [f for f in FAMILIES
                 if any(METHODS[m]['family'] == f for m in methods)]
     specs = []
@@ -148,7 +151,7 @@ def plan_runs(methods: List[str], seeds: List[int], iters: int,
         for seed in seeds:
             add(f'{family}_baseline', 'baseline', family, spec['baseline'],
                 seed, iters)
-            if convergence:
+            if seed in convergence_seeds:
                 add(f'{family}_baseline_2x', 'baseline_2x', family,
                     spec['baseline'], seed, 2 * iters)
         for method in methods:
