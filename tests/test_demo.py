@@ -118,7 +118,10 @@ def test_signature_follows_what_decides_the_weights(tmp_path):
         cfg = load_config(run_spec, data_root, str(tmp_path), ckpt)
         return signature(cfg, meta or dict(seed=0), teacher)
 
+    environment = os.environ.get('DIGIT_SCENES_ROOT')
     base = sig(spec)
+    # Other tests (and subprocesses) must not inherit the data root.
+    assert os.environ.get('DIGIT_SCENES_ROOT') == environment
     assert sig(spec, ckpt='/elsewhere/iter_10.pth') == base
     assert sig(RunSpec(**{**spec.__dict__, 'seed': 1})) != base
     assert sig(RunSpec(**{**spec.__dict__, 'iters': 20})) != base

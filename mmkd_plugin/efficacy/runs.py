@@ -17,8 +17,11 @@ import json
 import os
 import os.path as osp
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
+
+from mmengine.config import Config
 
 # Keys of the resolved config that decide the trained weights.
 TRAINING_KEYS = ('model', 'train_dataloader', 'train_cfg', 'optim_wrapper',
@@ -27,6 +30,7 @@ TRAINING_KEYS = ('model', 'train_dataloader', 'train_cfg', 'optim_wrapper',
 METRIC_KEYS = {'mAP': 'coco/bbox_mAP', 'AP50': 'coco/bbox_mAP_50',
                'AP75': 'coco/bbox_mAP_75'}
 RESULT_FILE = 'result.json'
+ENV_DATA_ROOT = 'DIGIT_SCENES_ROOT'
 # Helper variables of configs/_base_/digit_scenes.py that the resolved
 # config carries but no component reads.
 DIGIT_BASE_NAMESPACES = ('digit_scenes', 'digit_retina', 'digit_gfl',
@@ -121,27 +125,38 @@ def split_options(data_root: str, split: str) -> Dict:
     }
 
 
-def _formatted_text_config():
-    """A ``Config`` subclass that formats its text once per content.
+@contextmanager
+def digit_scenes_root(data_root: str) -> Iterator[None]:
+    """Point ``DIGIT_SCENES_ROOT``, which the digit configs read when they
+    are parsed (configs/_base_/digit_scenes.py), at ``data_root`` for the
+    duration of the block; the process's value is restored after it."""
+    previous = os.environ.get(ENV_DATA_ROOT)
+    os.environ[ENV_DATA_ROOT] = data_root
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ[ENV_DATA_ROOT]
+        else:
+            os.environ[ENV_DATA_ROOT] = previous
+
+
+class FormattedOnceConfig(Config):
+    """A ``Config`` that formats its text once per content.
 
     mmengine formats the whole config with yapf each time it logs it, dumps
     it, hands it to the visualizer and stores it in a checkpoint: five
     times per run, about 5 s each on one core here, longer than a short
     run's training. The text is cached by the config's content.
     """
-    from mmengine.config import Config
+    _texts: Dict[str, str] = {}
 
-    class FormattedOnceConfig(Config):
-        _texts: Dict[str, str] = {}
-
-        @property
-        def pretty_text(self) -> str:
-            key = json.dumps(self.to_dict(), sort_keys=True, default=str)
-            if key not in self._texts:
-                self._texts[key] = super().pretty_text
-            return self._texts[key]
-
-    return FormattedOnceConfig
+    @property
+    def pretty_text(self) -> str:
+        key = json.dumps(self.to_dict(), sort_keys=True, default=str)
+        if key not in self._texts:
+            self._texts[key] = super().pretty_text
+        return self._texts[key]
 
 
 def load_config(spec: RunSpec, data_root: str, work_dir: str,
@@ -151,15 +166,11 @@ def load_config(spec: RunSpec, data_root: str, work_dir: str,
     Returns:
         mmengine.Config: The config, ready for ``Runner.from_cfg``.
     """
-    from mmengine.config import Config
-
-    # The digit configs read their data root from this variable when they
-    # are parsed (see configs/_base_/digit_scenes.py).
-    os.environ['DIGIT_SCENES_ROOT'] = data_root
-    cfg_dict = Config.fromfile(spec.config).to_dict()
+    with digit_scenes_root(data_root):
+        cfg_dict = Config.fromfile(spec.config).to_dict()
     for name in DIGIT_BASE_NAMESPACES:
         cfg_dict.pop(name, None)
-    cfg = _formatted_text_config()(cfg_dict, filename=spec.config)
+    cfg = FormattedOnceConfig(cfg_dict, filename=spec.config)
     options = dict(schedule_options(spec.iters), **spec.options)
     options['randomness'] = dict(seed=spec.seed)
     for module in spec.init_from_teacher:
