@@ -9,7 +9,7 @@ from typing import Optional
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmdet.registry import MODELS
+from mmengine.registry import MODELS
 from torch import Tensor
 
 from .channel_align import build_channel_align

@@ -14,7 +14,7 @@ from typing import Optional, Union
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmdet.registry import MODELS
+from mmengine.registry import MODELS
 from torch import Tensor
 
 from .kd_loss import check_logits, sample_count, standardize_logits

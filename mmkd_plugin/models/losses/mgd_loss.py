@@ -8,7 +8,7 @@ from typing import Optional
 
 import torch
 import torch.nn as nn
-from mmdet.registry import MODELS
+from mmengine.registry import MODELS
 from mmengine.dist import get_rank
 from torch import Tensor
 

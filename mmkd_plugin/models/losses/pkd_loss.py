@@ -10,7 +10,7 @@ from typing import Optional
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmdet.registry import MODELS
+from mmengine.registry import MODELS
 from torch import Tensor
 
 from .precision import full_precision

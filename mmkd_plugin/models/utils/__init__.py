@@ -5,9 +5,10 @@ from .feature_recorder import (FeatureRecorder, as_feature_tuple,
 from .model_config import resolve_model_config
 from .teacher_input_renorm import TeacherInputRenorm
 from .teacher_link import TeacherLinkMixin, teacher_autocast
+from .training_progress import current_epoch, warmup_factor
 
 __all__ = [
     'align_scale', 'FeatureRecorder', 'as_feature_tuple', 'get_submodule_or_raise',
     'resolve_model_config', 'TeacherInputRenorm', 'TeacherLinkMixin',
-    'teacher_autocast'
+    'teacher_autocast', 'current_epoch', 'warmup_factor'
 ]
