@@ -1,11 +1,11 @@
 # Copyright (c) mmkd_plugin contributors.
 """Switch distillation off for the last epochs of a training run."""
-from mmdet.registry import HOOKS
+from mmengine.registry import HOOKS
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.runner import IterBasedTrainLoop
 
-from ...models.detectors import DistillationDetector
+from ...models.distillers import BaseDistiller
 
 
 @HOOKS.register_module()
@@ -17,14 +17,14 @@ class StopDistillHook(Hook):
     ``0 .. stop_epoch - 1`` and then fine-tunes alone. At the start of
     every training epoch whose index ``runner.epoch`` (0-based) is at least
     ``stop_epoch``, the hook calls
-    :meth:`DistillationDetector.stop_distillation`: from then on the
+    :meth:`BaseDistiller.stop_distillation`: from then on the
     teacher no longer runs and the distillation terms leave the loss dict
     and the logs. The decision is taken from ``runner.epoch`` at every
     epoch, so a run resumed past ``stop_epoch`` stops again (the same
     semantic as mmrazor's ``StopDistillHook(stop_epoch)``).
 
     Checked before the first iteration (``ValueError``): the model is a
-    :class:`DistillationDetector` (possibly inside a model wrapper), the
+    distillation model (possibly inside a model wrapper), the
     train loop counts epochs, ``stop_epoch < max_epochs``, no student head
     distils inside its own loss (LD, DKD, KD heads: refused, they have no
     switch), and under DDP the wrapper has ``find_unused_parameters=True``
@@ -49,10 +49,11 @@ class StopDistillHook(Hook):
     def before_train(self, runner) -> None:
         """Refuse a model, loop or schedule the hook cannot serve."""
         model = _unwrap(runner.model)
-        if not isinstance(model, DistillationDetector):
+        if not isinstance(model, BaseDistiller):
             raise ValueError(
                 'StopDistillHook: the model is a '
-                f'{type(model).__name__}, not a DistillationDetector; '
+                f'{type(model).__name__}, not a DistillationDetector or '
+                'DistillationClassifier; '
                 'remove the hook or use a distillation config.')
         if isinstance(runner.train_loop, IterBasedTrainLoop):
             raise ValueError(
@@ -88,7 +89,7 @@ def _unwrap(model):
     return model.module if is_model_wrapper(model) else model
 
 
-def _check_ddp_unused_parameters(wrapper, model: DistillationDetector) -> None:
+def _check_ddp_unused_parameters(wrapper, model: BaseDistiller) -> None:
     """Refuse DDP without ``find_unused_parameters`` when losses have
     parameters: after the stop they get no gradient and DDP would hang or
     raise at the next iteration."""

@@ -1,5 +1,5 @@
 # Copyright (c) mmkd_plugin contributors.
-"""One entry of ``DistillationDetector.distill``: what is compared to what."""
+"""One entry of a distiller's ``distill`` list: what is compared to what."""
 import re
 from dataclasses import dataclass
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
@@ -98,7 +98,7 @@ def parse_distill_terms(distill: Sequence[Mapping],
         list[DistillTerm]: One term per entry.
     """
     if not distill and not allow_empty:
-        raise ValueError('DistillationDetector: "distill" is empty; give at '
+        raise ValueError('distill: the "distill" list is empty; give at '
                          'least one term such as dict(student="neck", '
                          'loss=dict(type="CWDLoss")).')
     terms = []

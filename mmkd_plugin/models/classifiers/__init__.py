@@ -1,0 +1,4 @@
+# Copyright (c) mmkd_plugin contributors.
+from .distillation_classifier import DistillationClassifier
+
+__all__ = ['DistillationClassifier']
