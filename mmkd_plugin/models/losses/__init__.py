@@ -1,4 +1,5 @@
 # Copyright (c) mmkd_plugin contributors.
+from .ctkd_loss import CTKDLoss
 from .cwd_loss import CWDLoss
 from .dkd_loss import DKDLoss
 from .fgd_loss import FGDLoss
@@ -11,6 +12,6 @@ from .pkd_loss import PKDLoss
 from .quality_focal_kd_loss import QualityFocalKDLoss
 
 __all__ = [
-    'CWDLoss', 'DKDLoss', 'FGDLoss', 'FitNetLoss', 'GIoUKDLoss', 'KDLoss',
+    'CTKDLoss', 'CWDLoss', 'DKDLoss', 'FGDLoss', 'FitNetLoss', 'GIoUKDLoss', 'KDLoss',
     'LDLoss', 'MGDLoss', 'PKDLoss', 'QualityFocalKDLoss'
 ]
