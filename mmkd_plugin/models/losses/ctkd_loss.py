@@ -177,7 +177,9 @@ class CTKDLoss(nn.Module):
     descends. ``lambda(e)`` follows the curriculum (cosine by default, see
     :func:`cosine_curriculum`, :func:`linear_curriculum`) with the epoch
     ``e`` counted from 1 (:func:`mmkd_plugin.models.utils.current_epoch`).
-    CIFAR uses ``curriculum_epochs=10``, ImageNet 5 (the default).
+    CIFAR uses ``curriculum_epochs=10``, ImageNet 5 (the default). Under an
+    iteration-based loop the runner's epoch stays 0, so lambda stays at its
+    epoch-1 value.
 
     Args:
         loss (dict): The inner logit loss; its ``forward`` must take
