@@ -106,11 +106,10 @@ class KDLoss(nn.Module):
     place of B may be given, as in mmdet's losses. A ``temperature`` tensor
     given to :meth:`forward` (a learnt one, as in CTKD) replaces T; one per
     sample gives ``1 / B * sum_b T_b^2 KL_b`` with ``T_b`` in the softmax of
-    row b. Computes in float32
-    with autocast disabled (float64 inputs stay float64). With
-    ``logit_standardization=True`` both logit vectors are z-scored per
-    sample (:func:`standardize_logits`) before the division by T (Sun et
-    al., CVPR 2024). No gradient flows into the teacher logits.
+    row b. Computes in float32 with autocast disabled (float64 inputs stay
+    float64). With ``logit_standardization=True`` both logit vectors are
+    z-scored per sample (:func:`standardize_logits`) before the division by
+    T (Sun et al., CVPR 2024). No gradient flows into the teacher logits.
 
     Args:
         temperature (float): Softmax temperature T. Defaults to 4.
