@@ -1,4 +1,5 @@
 # Copyright (c) mmkd_plugin contributors.
+from .ctkd_loss import CTKDLoss
 from .cwd_loss import CWDLoss
 from .dkd_loss import DKDLoss
 from .fgd_loss import FGDLoss
@@ -12,6 +13,7 @@ from .quality_focal_kd_loss import QualityFocalKDLoss
 from .review_kd_loss import ReviewKDLoss
 
 __all__ = [
-    'CWDLoss', 'DKDLoss', 'FGDLoss', 'FitNetLoss', 'GIoUKDLoss', 'KDLoss',
-    'LDLoss', 'MGDLoss', 'PKDLoss', 'QualityFocalKDLoss', 'ReviewKDLoss'
+    'CTKDLoss', 'CWDLoss', 'DKDLoss', 'FGDLoss', 'FitNetLoss', 'GIoUKDLoss',
+    'KDLoss', 'LDLoss', 'MGDLoss', 'PKDLoss', 'QualityFocalKDLoss',
+    'ReviewKDLoss'
 ]

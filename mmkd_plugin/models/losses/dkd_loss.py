@@ -17,7 +17,8 @@ import torch.nn.functional as F
 from mmengine.registry import MODELS
 from torch import Tensor
 
-from .kd_loss import check_logits, sample_count, standardize_logits
+from .kd_loss import (call_temperature, check_logits, sample_count,
+                      standardize_logits, temperature_weighted_sum)
 from .precision import full_precision
 
 # Subtracted from the (temperature-scaled) target logit to drop it from the
@@ -52,6 +53,8 @@ class DKDLoss(nn.Module):
     mass of the masked target); DKD frees the NCKD weight from p_t^T.
     An empty batch gives 0. With ``logit_standardization=True`` both logit
     vectors are z-scored per sample before the division by T.
+    A ``temperature`` tensor given to :meth:`forward` (a learnt one, as in
+    CTKD) replaces T, globally or per sample.
 
     Classification defaults (alpha 1, beta 8, T 4); the paper uses alpha 1,
     beta 0.25, T 1 on the RoI classifier of two-stage detectors.
@@ -85,7 +88,8 @@ class DKDLoss(nn.Module):
                 student_logits: Tensor,
                 teacher_logits: Tensor,
                 labels: Tensor,
-                avg_factor: Optional[Union[float, Tensor]] = None) -> Tensor:
+                avg_factor: Optional[Union[float, Tensor]] = None,
+                temperature: Optional[Tensor] = None) -> Tensor:
         """Compute the loss.
 
         Args:
@@ -96,6 +100,11 @@ class DKDLoss(nn.Module):
                 loss instead of B (clamped to at least 1), e.g. the sample
                 count averaged over processes, so that DDP's gradient
                 averaging gives the mean over the global batch.
+            temperature (Tensor, optional): Replaces ``self.temperature``
+                for this call (a learnt one, as in CTKD): 0-d, or (B, ) for
+                one per sample, each sample's TCKD and NCKD then computed at
+                and scaled by its own T_b^2. Gradients flow into it; its
+                positivity is the caller's to ensure.
 
         Returns:
             Tensor: Scalar loss.
@@ -113,25 +122,29 @@ class DKDLoss(nn.Module):
                              f', got [{int(labels.min())}, '
                              f'{int(labels.max())}].')
         with full_precision(student_logits) as dtype:
+            temp = self.temperature if temperature is None else \
+                call_temperature('DKDLoss', temperature, num_samples, dtype)
             tckd, nckd = self._kl_terms(student_logits.to(dtype),
                                         teacher_logits.detach().to(dtype),
-                                        labels)
-        total = self.loss_weight * self.temperature**2 * (
-            self.alpha * tckd + self.beta * nckd)
+                                        labels, temp)
+        total = self.loss_weight * temperature_weighted_sum(
+            self.alpha * tckd + self.beta * nckd, temp)
         return total / sample_count(num_samples, avg_factor, total)
 
-    def _kl_terms(self, z_s: Tensor, z_t: Tensor, labels: Tensor) -> tuple:
-        """Summed TCKD and NCKD KL divergences (before T^2 / B)."""
+    def _kl_terms(self, z_s: Tensor, z_t: Tensor, labels: Tensor,
+                  temp: Union[float, Tensor]) -> tuple:
+        """Per-sample TCKD and NCKD KL divergences (B, ) at temperature
+        ``temp`` (a float, 0-d or (B, 1) tensor), before T^2 / B."""
         num_classes = z_s.shape[1]
         if self.logit_standardization:
             z_s, z_t = standardize_logits(z_s), standardize_logits(z_t)
-        z_s, z_t = z_s / self.temperature, z_t / self.temperature
+        z_s, z_t = z_s / temp, z_t / temp
         gt_mask = F.one_hot(labels.long(), num_classes).bool()
         tckd = F.kl_div(_binary_log_probs(z_s, gt_mask),
                         _binary_log_probs(z_t, gt_mask),
-                        reduction='sum', log_target=True)
+                        reduction='none', log_target=True).sum(dim=1)
         mask_shift = TARGET_MASK_VALUE * gt_mask.to(z_s.dtype)
         nckd = F.kl_div(F.log_softmax(z_s - mask_shift, dim=1),
                         F.log_softmax(z_t - mask_shift, dim=1),
-                        reduction='sum', log_target=True)
+                        reduction='none', log_target=True).sum(dim=1)
         return tckd, nckd

@@ -60,6 +60,40 @@ def check_logits(name: str, student_logits: Tensor,
             f'{tuple(teacher_logits.shape)}.')
 
 
+def call_temperature(name: str, temperature: Tensor, num_samples: int,
+                     dtype: torch.dtype) -> Tensor:
+    """A per-call temperature, shaped to divide (B, C) logits.
+
+    Args:
+        name (str): Name of the calling loss, used in the message.
+        temperature (Tensor): A scalar (0-d) temperature, or one per sample
+            (B, ). It stays in the graph, so a learnt temperature (CTKD)
+            gets gradients.
+        num_samples (int): The batch size B.
+        dtype (torch.dtype): The dtype the loss computes in.
+
+    Returns:
+        Tensor: The temperature as a 0-d tensor or a (B, 1) column.
+    """
+    if not isinstance(temperature, Tensor) or not (
+            temperature.dim() == 0 or temperature.shape == (num_samples, )):
+        shape = tuple(temperature.shape) if isinstance(
+            temperature, Tensor) else type(temperature).__name__
+        raise ValueError(
+            f'{name}: temperature must be a 0-d tensor or a tensor of shape '
+            f'({num_samples}, ) (one per sample), got {shape}.')
+    temperature = temperature.to(dtype)
+    return temperature if temperature.dim() == 0 else temperature[:, None]
+
+
+def temperature_weighted_sum(per_sample: Tensor,
+                             temperature: Union[float, Tensor]) -> Tensor:
+    """``sum_b T_b^2 * per_sample[b]`` for a float, 0-d or (B, 1) T."""
+    if isinstance(temperature, Tensor) and temperature.dim() > 0:
+        return (temperature.reshape(-1)**2 * per_sample).sum()
+    return temperature**2 * per_sample.sum()
+
+
 @MODELS.register_module()
 class KDLoss(nn.Module):
     """Softmax KL distillation with a temperature (Hinton et al., 2015)::
@@ -69,11 +103,13 @@ class KDLoss(nn.Module):
 
     The KL is summed over the classes and averaged over the B samples (an
     empty batch gives 0); per-sample ``weight`` and an ``avg_factor`` in
-    place of B may be given, as in mmdet's losses. Computes in float32
-    with autocast disabled (float64 inputs stay float64). With
-    ``logit_standardization=True`` both logit vectors are z-scored per
-    sample (:func:`standardize_logits`) before the division by T (Sun et
-    al., CVPR 2024). No gradient flows into the teacher logits.
+    place of B may be given, as in mmdet's losses. A ``temperature`` tensor
+    given to :meth:`forward` (a learnt one, as in CTKD) replaces T; one per
+    sample gives ``1 / B * sum_b T_b^2 KL_b`` with ``T_b`` in the softmax of
+    row b. Computes in float32 with autocast disabled (float64 inputs stay
+    float64). With ``logit_standardization=True`` both logit vectors are
+    z-scored per sample (:func:`standardize_logits`) before the division by
+    T (Sun et al., CVPR 2024). No gradient flows into the teacher logits.
 
     Args:
         temperature (float): Softmax temperature T. Defaults to 4.
@@ -98,7 +134,8 @@ class KDLoss(nn.Module):
                 student_logits: Tensor,
                 teacher_logits: Tensor,
                 weight: Optional[Tensor] = None,
-                avg_factor: Optional[Union[float, Tensor]] = None) -> Tensor:
+                avg_factor: Optional[Union[float, Tensor]] = None,
+                temperature: Optional[Tensor] = None) -> Tensor:
         """Compute the loss.
 
         Args:
@@ -110,6 +147,10 @@ class KDLoss(nn.Module):
                 sum instead of B (clamped to at least 1), e.g. the sample
                 count averaged over processes, so that DDP's gradient
                 averaging gives the mean over the global batch.
+            temperature (Tensor, optional): Replaces ``self.temperature``
+                for this call: 0-d, or (B, ) for one per sample. Gradients
+                flow into it. Its positivity is the caller's to ensure (not
+                checked, to avoid a host sync).
 
         Returns:
             Tensor: Scalar loss.
@@ -120,13 +161,15 @@ class KDLoss(nn.Module):
             z_t = teacher_logits.detach().to(dtype)
             if self.logit_standardization:
                 z_s, z_t = standardize_logits(z_s), standardize_logits(z_t)
-            temp = self.temperature
+            temp = self.temperature if temperature is None else \
+                call_temperature('KDLoss', temperature,
+                                 student_logits.shape[0], dtype)
             log_p_s = F.log_softmax(z_s / temp, dim=1)
             log_p_t = F.log_softmax(z_t / temp, dim=1)
             kl = F.kl_div(log_p_s, log_p_t, reduction='none',
                           log_target=True).sum(dim=1)
             if weight is not None:
                 kl = kl * weight.to(dtype)
-            total = self.loss_weight * temp**2 * kl.sum()
+            total = self.loss_weight * temperature_weighted_sum(kl, temp)
             return total / sample_count(student_logits.shape[0], avg_factor,
                                         total)
