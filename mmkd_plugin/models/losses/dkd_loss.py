@@ -85,7 +85,8 @@ class DKDLoss(nn.Module):
                 student_logits: Tensor,
                 teacher_logits: Tensor,
                 labels: Tensor,
-                avg_factor: Optional[Union[float, Tensor]] = None) -> Tensor:
+                avg_factor: Optional[Union[float, Tensor]] = None,
+                weight: Optional[Tensor] = None) -> Tensor:
         """Compute the loss.
 
         Args:
@@ -96,6 +97,8 @@ class DKDLoss(nn.Module):
                 loss instead of B (clamped to at least 1), e.g. the sample
                 count averaged over processes, so that DDP's gradient
                 averaging gives the mean over the global batch.
+            weight (Tensor, optional): Per-sample weights (B, ) of the
+                ``alpha * TCKD + beta * NCKD`` terms. Defaults to all ones.
 
         Returns:
             Tensor: Scalar loss.
@@ -116,12 +119,14 @@ class DKDLoss(nn.Module):
             tckd, nckd = self._kl_terms(student_logits.to(dtype),
                                         teacher_logits.detach().to(dtype),
                                         labels)
-        total = self.loss_weight * self.temperature**2 * (
-            self.alpha * tckd + self.beta * nckd)
+            per_sample = self.alpha * tckd + self.beta * nckd
+            if weight is not None:
+                per_sample = per_sample * weight.to(dtype)
+        total = self.loss_weight * self.temperature**2 * per_sample.sum()
         return total / sample_count(num_samples, avg_factor, total)
 
     def _kl_terms(self, z_s: Tensor, z_t: Tensor, labels: Tensor) -> tuple:
-        """Summed TCKD and NCKD KL divergences (before T^2 / B)."""
+        """Per-sample TCKD and NCKD KL divergences (B, ), before T^2 / B."""
         num_classes = z_s.shape[1]
         if self.logit_standardization:
             z_s, z_t = standardize_logits(z_s), standardize_logits(z_t)
@@ -129,9 +134,9 @@ class DKDLoss(nn.Module):
         gt_mask = F.one_hot(labels.long(), num_classes).bool()
         tckd = F.kl_div(_binary_log_probs(z_s, gt_mask),
                         _binary_log_probs(z_t, gt_mask),
-                        reduction='sum', log_target=True)
+                        reduction='none', log_target=True).sum(dim=1)
         mask_shift = TARGET_MASK_VALUE * gt_mask.to(z_s.dtype)
         nckd = F.kl_div(F.log_softmax(z_s - mask_shift, dim=1),
                         F.log_softmax(z_t - mask_shift, dim=1),
-                        reduction='sum', log_target=True)
+                        reduction='none', log_target=True).sum(dim=1)
         return tckd, nckd
