@@ -9,8 +9,9 @@ from .ld_loss import LDLoss
 from .mgd_loss import MGDLoss
 from .pkd_loss import PKDLoss
 from .quality_focal_kd_loss import QualityFocalKDLoss
+from .sdd_loss import SDDLoss
 
 __all__ = [
     'CWDLoss', 'DKDLoss', 'FGDLoss', 'FitNetLoss', 'GIoUKDLoss', 'KDLoss',
-    'LDLoss', 'MGDLoss', 'PKDLoss', 'QualityFocalKDLoss'
+    'LDLoss', 'MGDLoss', 'PKDLoss', 'QualityFocalKDLoss', 'SDDLoss'
 ]
