@@ -11,9 +11,10 @@ from .mgd_loss import MGDLoss
 from .pkd_loss import PKDLoss
 from .quality_focal_kd_loss import QualityFocalKDLoss
 from .review_kd_loss import ReviewKDLoss
+from .sdd_loss import SDDLoss
 
 __all__ = [
     'CTKDLoss', 'CWDLoss', 'DKDLoss', 'FGDLoss', 'FitNetLoss', 'GIoUKDLoss',
     'KDLoss', 'LDLoss', 'MGDLoss', 'PKDLoss', 'QualityFocalKDLoss',
-    'ReviewKDLoss'
+    'ReviewKDLoss', 'SDDLoss'
 ]

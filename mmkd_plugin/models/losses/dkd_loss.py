@@ -89,6 +89,7 @@ class DKDLoss(nn.Module):
                 teacher_logits: Tensor,
                 labels: Tensor,
                 avg_factor: Optional[Union[float, Tensor]] = None,
+                weight: Optional[Tensor] = None,
                 temperature: Optional[Tensor] = None) -> Tensor:
         """Compute the loss.
 
@@ -100,6 +101,8 @@ class DKDLoss(nn.Module):
                 loss instead of B (clamped to at least 1), e.g. the sample
                 count averaged over processes, so that DDP's gradient
                 averaging gives the mean over the global batch.
+            weight (Tensor, optional): Per-sample weights (B, ) of the
+                ``alpha * TCKD + beta * NCKD`` terms. Defaults to all ones.
             temperature (Tensor, optional): Replaces ``self.temperature``
                 for this call (a learnt one, as in CTKD): 0-d, or (B, ) for
                 one per sample, each sample's TCKD and NCKD then computed at
@@ -127,8 +130,10 @@ class DKDLoss(nn.Module):
             tckd, nckd = self._kl_terms(student_logits.to(dtype),
                                         teacher_logits.detach().to(dtype),
                                         labels, temp)
-        total = self.loss_weight * temperature_weighted_sum(
-            self.alpha * tckd + self.beta * nckd, temp)
+            per_sample = self.alpha * tckd + self.beta * nckd
+            if weight is not None:
+                per_sample = per_sample * weight.to(dtype)
+        total = self.loss_weight * temperature_weighted_sum(per_sample, temp)
         return total / sample_count(num_samples, avg_factor, total)
 
     def _kl_terms(self, z_s: Tensor, z_t: Tensor, labels: Tensor,
