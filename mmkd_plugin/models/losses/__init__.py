@@ -1,5 +1,6 @@
 # Copyright (c) mmkd_plugin contributors.
 from .cwd_loss import CWDLoss
+from .dist_loss import DISTLoss
 from .dkd_loss import DKDLoss
 from .fgd_loss import FGDLoss
 from .fitnet_loss import FitNetLoss
@@ -12,5 +13,5 @@ from .quality_focal_kd_loss import QualityFocalKDLoss
 
 __all__ = [
     'CWDLoss', 'DKDLoss', 'FGDLoss', 'FitNetLoss', 'GIoUKDLoss', 'KDLoss',
-    'LDLoss', 'MGDLoss', 'PKDLoss', 'QualityFocalKDLoss'
+    'LDLoss', 'MGDLoss', 'PKDLoss', 'QualityFocalKDLoss', 'DISTLoss'
 ]
