@@ -1,17 +1,18 @@
 # Copyright (c) mmkd_plugin contributors.
-"""Classification logit losses: DIST.
+"""Classification logit losses: DIST and WSLD.
 
 The references below are written from the formulas in
 shared/reference/methods.md with plain exp / log / sqrt and Python loops,
 in float64, and share no code with the library.
 """
+import math
 import re
 
 import pytest
 import torch
 from mmengine.registry import MODELS
 
-from mmkd_plugin.models.losses import DISTLoss
+from mmkd_plugin.models.losses import DISTLoss, WSLDLoss
 
 RTOL = 1e-6
 ATOL = 1e-12
@@ -23,6 +24,11 @@ def ref_softmax(z):
     """Softmax of a 1-D tensor, shifted by its max."""
     e = torch.exp(z - z.max())
     return e / e.sum()
+
+
+def ref_log_softmax(z):
+    shifted = z - z.max()
+    return shifted - torch.log(torch.exp(shifted).sum())
 
 
 def ref_standardize(z):
@@ -55,11 +61,28 @@ def ref_dist(student, teacher, tau, beta=1.0, gamma=1.0, loss_weight=1.0):
     return loss_weight * tau**2 * (beta * inter + gamma * intra)
 
 
+def ref_wsld(student, teacher, labels, tau, loss_weight=1.0):
+    terms = []
+    for z_s, z_t, y in zip(student, teacher, labels.tolist()):
+        soft_ce = -(ref_softmax(z_t / tau) *
+                    ref_log_softmax(z_s / tau)).sum()
+        ce_s = -ref_log_softmax(z_s.detach())[y]
+        ce_t = -ref_log_softmax(z_t.detach())[y]
+        weight = 1 - torch.exp(-torch.clamp(ce_s / (ce_t + 1e-7), min=0))
+        terms.append(weight * soft_ce)
+    return loss_weight * tau**2 * sum(terms) / len(terms)
+
+
 # --------------------------------------------------------------- helpers
 def logits(*shape, seed=0, scale=3.0):
     gen = torch.Generator().manual_seed(seed)
     return (torch.randn(*shape, generator=gen, dtype=DTYPE) *
             scale).requires_grad_()
+
+
+def random_labels(num_samples, num_classes, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randint(0, num_classes, (num_samples, ), generator=gen)
 
 
 def assert_value_and_grad(ours, reference, student):
@@ -144,10 +167,52 @@ def test_dist_empty_batch_is_zero():
     value.backward()
 
 
+# --------------------------------------------------------------- WSLD
+@pytest.mark.parametrize('scale', ['normal', 'large'])
+@pytest.mark.parametrize('tau, loss_weight', [(1.0, 1.0), (2.0, 2.5),
+                                              (4.0, 0.5)])
+def test_wsld_matches_formula(tau, loss_weight, scale):
+    student = logits(10, 12, seed=8, scale=SCALES[scale])
+    teacher = logits(10, 12, seed=9, scale=SCALES[scale])
+    labels = random_labels(10, 12, seed=1)
+    loss = WSLDLoss(temperature=tau, loss_weight=loss_weight)
+    ours = loss(student, teacher, labels)
+    reference = ref_wsld(student, teacher, labels, tau, loss_weight)
+    assert_value_and_grad(ours, reference, student)
+    assert_no_teacher_grad(ours, teacher)
+
+
+def test_wsld_weights_follow_the_hard_losses():
+    """A sample the student already fits better than the teacher gets a small
+    weight; one only the teacher fits gets a weight near 1 (B = 1, so the
+    loss is weight * soft CE)."""
+    teacher = torch.tensor([[4.0, 0.0, 0.0]], dtype=DTYPE)
+    label = torch.tensor([0])
+    for student_logit in (9.0, -4.0):
+        student = torch.tensor([[student_logit, 0.0, 0.0]], dtype=DTYPE)
+        ce_s = -math.log(math.exp(student_logit) /
+                         (math.exp(student_logit) + 2))
+        ce_t = -math.log(math.exp(4.0) / (math.exp(4.0) + 2))
+        weight = 1 - math.exp(-ce_s / (ce_t + 1e-7))
+        p_t = torch.softmax(teacher[0], 0)
+        soft_ce = -(p_t * torch.log_softmax(student[0], 0)).sum()
+        torch.testing.assert_close(
+            WSLDLoss()(student, teacher, label), weight * soft_ce,
+            rtol=1e-12, atol=0)
+        assert (weight < 0.1) if student_logit > 4 else (weight > 0.99)
+
+
+def test_wsld_empty_batch_is_zero():
+    value = WSLDLoss()(torch.zeros(0, 5), torch.zeros(0, 5),
+                       torch.zeros(0, dtype=torch.long))
+    assert value.item() == 0
+
+
 # --------------------------------------------------------------- precision
 @pytest.mark.parametrize('build, with_labels', [
     (lambda: DISTLoss(temperature=2.0), False),
     (lambda: DISTLoss(logit_standardization=True), False),
+    (lambda: WSLDLoss(temperature=2.0), True),
 ])
 def test_loss_in_float32_under_bf16_autocast(build, with_labels):
     gen = torch.Generator().manual_seed(11)
@@ -164,13 +229,13 @@ def test_loss_in_float32_under_bf16_autocast(build, with_labels):
 
 
 # --------------------------------------------------------------- bad input
-@pytest.mark.parametrize('loss_type', ['DISTLoss'])
+@pytest.mark.parametrize('loss_type', ['DISTLoss', 'WSLDLoss'])
 def test_registered_in_root_registry(loss_type):
     loss = MODELS.build(dict(type=loss_type, temperature=3.0))
     assert type(loss).__name__ == loss_type and loss.temperature == 3.0
 
 
-@pytest.mark.parametrize('loss_cls', [DISTLoss])
+@pytest.mark.parametrize('loss_cls', [DISTLoss, WSLDLoss])
 @pytest.mark.parametrize('temperature', [0.0, -1.0])
 def test_rejects_non_positive_temperature(loss_cls, temperature):
     with pytest.raises(ValueError, match='temperature must be positive'):
@@ -185,3 +250,20 @@ def test_rejects_mismatched_logits(student_shape, teacher_shape):
     shapes = re.escape(f'got {student_shape} and {teacher_shape}.')
     with pytest.raises(ValueError, match='DISTLoss expects .*' + shapes):
         DISTLoss()(student, teacher)
+    with pytest.raises(ValueError, match='WSLDLoss expects .*' + shapes):
+        WSLDLoss()(student, teacher, torch.zeros(student_shape[0],
+                                                 dtype=torch.long))
+
+
+@pytest.mark.parametrize('labels, match', [
+    (torch.tensor([0, 5]), r'\[0, 5\) for logits of shape \(2, 5\), got '
+     r'\[0, 5\]'),
+    (torch.tensor([-1, 2]), r'\[0, 5\).*got \[-1, 2\]'),
+    (torch.tensor([[0], [1]]), r'shape \(2,\) for logits of shape '
+     r'\(2, 5\), got torch.int64 labels of shape \(2, 1\)'),
+    (torch.tensor([0, 1, 2]), r'got torch.int64 labels of shape \(3,\)'),
+    (torch.tensor([0.0, 1.0]), 'integer labels'),
+])
+def test_wsld_rejects_bad_labels(labels, match):
+    with pytest.raises(ValueError, match=match):
+        WSLDLoss()(torch.zeros(2, 5), torch.zeros(2, 5), labels)

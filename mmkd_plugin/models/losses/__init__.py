@@ -10,8 +10,10 @@ from .ld_loss import LDLoss
 from .mgd_loss import MGDLoss
 from .pkd_loss import PKDLoss
 from .quality_focal_kd_loss import QualityFocalKDLoss
+from .wsld_loss import WSLDLoss
 
 __all__ = [
     'CWDLoss', 'DKDLoss', 'FGDLoss', 'FitNetLoss', 'GIoUKDLoss', 'KDLoss',
-    'LDLoss', 'MGDLoss', 'PKDLoss', 'QualityFocalKDLoss', 'DISTLoss'
+    'LDLoss', 'MGDLoss', 'PKDLoss', 'QualityFocalKDLoss', 'DISTLoss',
+    'WSLDLoss'
 ]
