@@ -1,5 +1,5 @@
 # Copyright (c) mmkd_plugin contributors.
-"""Classification logit losses: DIST and WSLD.
+"""Classification logit losses: DIST, WSLD and DKD's warm-up.
 
 The references below are written from the formulas in
 shared/reference/methods.md with plain exp / log / sqrt and Python loops,
@@ -10,9 +10,10 @@ import re
 
 import pytest
 import torch
+from mmengine.logging import MessageHub
 from mmengine.registry import MODELS
 
-from mmkd_plugin.models.losses import DISTLoss, WSLDLoss
+from mmkd_plugin.models.losses import DISTLoss, DKDLoss, WSLDLoss
 
 RTOL = 1e-6
 ATOL = 1e-12
@@ -267,3 +268,44 @@ def test_rejects_mismatched_logits(student_shape, teacher_shape):
 def test_wsld_rejects_bad_labels(labels, match):
     with pytest.raises(ValueError, match=match):
         WSLDLoss()(torch.zeros(2, 5), torch.zeros(2, 5), labels)
+
+
+# --------------------------------------------------------------- DKD warm-up
+@pytest.fixture
+def runner_epoch():
+    """Set the 0-based runner epoch in the MessageHub; restored afterwards."""
+    hub = MessageHub.get_current_instance()
+    missing = object()
+    saved = hub.runtime_info.get('epoch', missing)
+    yield lambda epoch: hub.update_info('epoch', epoch)
+    if saved is missing:
+        hub.runtime_info.pop('epoch', None)
+    else:
+        hub.update_info('epoch', saved)
+
+
+@pytest.mark.parametrize('epoch, factor', [(0, 1 / 20), (9, 10 / 20),
+                                           (18, 19 / 20), (19, 1.0),
+                                           (25, 1.0)])
+def test_dkd_warmup(runner_epoch, epoch, factor):
+    student, teacher = logits(6, 10, seed=12), logits(6, 10, seed=13)
+    labels = random_labels(6, 10, seed=2)
+    runner_epoch(epoch)
+    warm = DKDLoss(warmup_epochs=20)(student, teacher, labels)
+    full = DKDLoss()(student, teacher, labels)
+    torch.testing.assert_close(warm, full * factor, rtol=1e-14, atol=0)
+    got, = torch.autograd.grad(warm, student)
+    want, = torch.autograd.grad(full, student)
+    torch.testing.assert_close(got, want * factor, rtol=1e-12, atol=0)
+
+
+def test_dkd_warmup_defaults_to_none_and_rejects_negative(runner_epoch):
+    runner_epoch(0)
+    assert DKDLoss().warmup_epochs == 0
+    student, teacher = logits(3, 4, seed=14), logits(3, 4, seed=15)
+    labels = torch.tensor([0, 1, 3])
+    torch.testing.assert_close(
+        DKDLoss()(student, teacher, labels),
+        DKDLoss(warmup_epochs=1)(student, teacher, labels), rtol=0, atol=0)
+    with pytest.raises(ValueError, match='warmup_epochs'):
+        DKDLoss(warmup_epochs=-1)
