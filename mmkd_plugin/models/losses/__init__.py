@@ -1,6 +1,7 @@
 # Copyright (c) mmkd_plugin contributors.
 from .ctkd_loss import CTKDLoss
 from .cwd_loss import CWDLoss
+from .dist_loss import DISTLoss
 from .dkd_loss import DKDLoss
 from .fgd_loss import FGDLoss
 from .fitnet_loss import FitNetLoss
@@ -12,9 +13,10 @@ from .pkd_loss import PKDLoss
 from .quality_focal_kd_loss import QualityFocalKDLoss
 from .review_kd_loss import ReviewKDLoss
 from .sdd_loss import SDDLoss
+from .wsld_loss import WSLDLoss
 
 __all__ = [
-    'CTKDLoss', 'CWDLoss', 'DKDLoss', 'FGDLoss', 'FitNetLoss', 'GIoUKDLoss',
-    'KDLoss', 'LDLoss', 'MGDLoss', 'PKDLoss', 'QualityFocalKDLoss',
-    'ReviewKDLoss', 'SDDLoss'
+    'CTKDLoss', 'CWDLoss', 'DISTLoss', 'DKDLoss', 'FGDLoss', 'FitNetLoss',
+    'GIoUKDLoss', 'KDLoss', 'LDLoss', 'MGDLoss', 'PKDLoss',
+    'QualityFocalKDLoss', 'ReviewKDLoss', 'SDDLoss', 'WSLDLoss'
 ]

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from mmengine.registry import MODELS
 from torch import Tensor
 
+from ..utils import warmup_factor
 from .kd_loss import (call_temperature, check_logits, sample_count,
                       standardize_logits, temperature_weighted_sum)
 from .precision import full_precision
@@ -57,7 +58,11 @@ class DKDLoss(nn.Module):
     CTKD) replaces T, globally or per sample.
 
     Classification defaults (alpha 1, beta 8, T 4); the paper uses alpha 1,
-    beta 0.25, T 1 on the RoI classifier of two-stage detectors.
+    beta 0.25, T 1 on the RoI classifier of two-stage detectors. On
+    classification the paper warms the loss up linearly over 20 epochs
+    (``warmup_epochs=20``): in epoch e (counted from 1) it is multiplied by
+    ``min(e / warmup_epochs, 1)`` (:func:`warmup_factor`); detection uses
+    none.
 
     Args:
         alpha (float): TCKD weight. Defaults to 1.
@@ -66,6 +71,8 @@ class DKDLoss(nn.Module):
         loss_weight (float): Overall weight. Defaults to 1.
         logit_standardization (bool): Z-score the logits first. Defaults to
             False.
+        warmup_epochs (float): Length of the linear warm-up in epochs; 0
+            means none. Defaults to 0.
     """
 
     def __init__(self,
@@ -73,16 +80,21 @@ class DKDLoss(nn.Module):
                  beta: float = 8.0,
                  temperature: float = 4.0,
                  loss_weight: float = 1.0,
-                 logit_standardization: bool = False) -> None:
+                 logit_standardization: bool = False,
+                 warmup_epochs: float = 0.0) -> None:
         super().__init__()
         if temperature <= 0:
             raise ValueError(
                 f'DKDLoss: temperature must be positive, got {temperature}.')
+        if warmup_epochs < 0:
+            raise ValueError('DKDLoss: warmup_epochs must be >= 0, got '
+                             f'{warmup_epochs}.')
         self.alpha = alpha
         self.beta = beta
         self.temperature = temperature
         self.loss_weight = loss_weight
         self.logit_standardization = logit_standardization
+        self.warmup_epochs = warmup_epochs
 
     def forward(self,
                 student_logits: Tensor,
@@ -134,6 +146,7 @@ class DKDLoss(nn.Module):
             if weight is not None:
                 per_sample = per_sample * weight.to(dtype)
         total = self.loss_weight * temperature_weighted_sum(per_sample, temp)
+        total = total * warmup_factor(self.warmup_epochs)
         return total / sample_count(num_samples, avg_factor, total)
 
     def _kl_terms(self, z_s: Tensor, z_t: Tensor, labels: Tensor,
