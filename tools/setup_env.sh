@@ -19,7 +19,13 @@ PY="$VENV/bin/python"
 PIP="$PY -m pip --disable-pip-version-check"
 have() { "$PY" -c "$1" >/dev/null 2>&1; }
 
-have "import torch" || $PIP install torch==2.13.0
+# mmpretrain needs torchvision, and PyPI's torchvision 0.28.0 loads only
+# beside torch 2.13.0's CUDA build (the CPU build on this machine's disk
+# lacks the CUDA libraries its ops link to). The CUDA build runs on
+# CPU-only machines too; pinned by hash, from PyPI.
+TORCH_CUDA_WHEEL="https://files.pythonhosted.org/packages/01/79/1f2d34ad7034ee1c7ffc1cf8bf0f8213af2a81df6ecdb3997ecec107c09d/torch-2.13.0-cp311-cp311-manylinux_2_28_x86_64.whl#sha256=60fcdcb2f3876e21146cb4524ef06397d727ca9ad5f020818547e25075fe3cb7"
+have "import torch, torchvision.ops as ops; ops.nms(torch.zeros(0, 4), torch.zeros(0), 0.5)" || \
+    $PIP install "torch @ $TORCH_CUDA_WHEEL" torchvision==0.28.0
 # numpy < 2 for mmdet 3.3; the build tools mmcv 2.1.0's source build needs.
 have "import numpy, sys; sys.exit(numpy.__version__ >= '2')" || \
     $PIP install "numpy<2"

@@ -102,7 +102,8 @@ def _check_pair(term: DistillTerm, log_key: str, loss_cls: type,
         return
     adapts = 'student_channels' in inspect.signature(
         loss_cls.__init__).parameters
-    if not adapts and student_feat.shape[1] != teacher_feat.shape[1]:
+    if not adapts and student_feat.shape[1] != teacher_feat.shape[1] and \
+            not getattr(loss_cls, 'allows_channel_mismatch', False):
         raise ValueError(f'distill: channel mismatch in {where}; '
                          f'{loss_cls.__name__} has no channel adapter.')
 

@@ -126,6 +126,11 @@ class SDDLoss(nn.Module):
             division by T (Sun et al., CVPR 2024). Defaults to False.
     """
 
+    # Each side's map goes through its own classifier: widths and sizes may
+    # differ between student and teacher.
+    allows_channel_mismatch = True
+    allows_spatial_mismatch = True
+
     def __init__(self,
                  scales: Sequence[int] = (1, 2),
                  loss: str = 'kd',
