@@ -83,3 +83,12 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def fresh_message_hub(request):
+    """Each test starts with its own MessageHub, as a fresh runner would: a
+    runner of an earlier test leaves its epoch and max_epochs in the
+    current hub, which epoch schedules (warm-ups, CTKD) read."""
+    from mmengine.logging import MessageHub
+    MessageHub.get_instance(f'pytest:{request.node.nodeid}')

@@ -309,3 +309,18 @@ def test_dkd_warmup_defaults_to_none_and_rejects_negative(runner_epoch):
         DKDLoss(warmup_epochs=1)(student, teacher, labels), rtol=0, atol=0)
     with pytest.raises(ValueError, match='warmup_epochs'):
         DKDLoss(warmup_epochs=-1)
+
+
+def test_warmup_longer_than_training_is_refused():
+    """Under an iteration-based loop the runner reports max_epochs 1: a
+    20-epoch warm-up would stay at 1/20 silently."""
+    from mmengine.logging import MessageHub
+    hub = MessageHub.get_current_instance()
+    hub.update_info('max_epochs', 1)
+    loss = DKDLoss(warmup_epochs=20)
+    logits = torch.randn(3, 4)
+    with pytest.raises(ValueError, match='longer than the training'):
+        loss(logits, logits.flip(0), torch.tensor([0, 1, 2]))
+    hub.update_info('max_epochs', 20)
+    assert torch.isfinite(loss(logits, logits.flip(0),
+                               torch.tensor([0, 1, 2])))

@@ -38,8 +38,9 @@ class BaseDistiller:
 
     A task's wrapper sets :attr:`registry` (where student, teacher and
     losses are built), :attr:`source_tags`, :attr:`accepts_logit_losses`,
-    :attr:`default_preprocessor`, and implements :meth:`_probe_data_samples` and
-    :meth:`_run_minimal_forward`; a classifier also :meth:`_hard_labels`.
+    :attr:`default_preprocessor`, and implements
+    :meth:`_probe_data_samples` and :meth:`_run_minimal_forward`; a
+    classifier also :meth:`_hard_labels`.
 
     Args:
         student (dict | str): Student model dict, or a config reference such

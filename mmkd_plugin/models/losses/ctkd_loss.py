@@ -234,7 +234,8 @@ class CTKDLoss(nn.Module):
 
     def reversal_coefficient(self) -> float:
         """lambda of the current epoch (counted from 1)."""
-        return CURRICULA[self.schedule](current_epoch(), self.lambda_max,
+        epoch = current_epoch(self.curriculum_epochs, 'CTKDLoss')
+        return CURRICULA[self.schedule](epoch, self.lambda_max,
                                         self.lambda_min,
                                         self.curriculum_epochs)
 

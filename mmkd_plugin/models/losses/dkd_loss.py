@@ -146,7 +146,7 @@ class DKDLoss(nn.Module):
             if weight is not None:
                 per_sample = per_sample * weight.to(dtype)
         total = self.loss_weight * temperature_weighted_sum(per_sample, temp)
-        total = total * warmup_factor(self.warmup_epochs)
+        total = total * warmup_factor(self.warmup_epochs, 'DKDLoss')
         return total / sample_count(num_samples, avg_factor, total)
 
     def _kl_terms(self, z_s: Tensor, z_t: Tensor, labels: Tensor,

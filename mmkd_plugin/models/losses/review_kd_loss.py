@@ -241,7 +241,8 @@ class ReviewKDLoss(nn.Module):
             loss = sum(
                 hierarchical_context_loss(output, teacher)
                 for output, teacher in zip(outputs, teachers))
-        return self.loss_weight * warmup_factor(self.warmup_epochs) * loss
+        warmup = warmup_factor(self.warmup_epochs, 'ReviewKDLoss')
+        return self.loss_weight * warmup * loss
 
     def review(self, student_feats: Sequence[Tensor],
                out_sizes: Sequence[Sequence[int]]) -> List[Tensor]:

@@ -238,7 +238,8 @@ class SDDLoss(nn.Module):
             loss = self.row_loss(student_logits, teacher_logits,
                                  labels.repeat(self.num_regions),
                                  avg_factor=num_rows, weight=weights)
-        return self.loss_weight * warmup_factor(self.warmup_epochs) * loss
+        warmup = warmup_factor(self.warmup_epochs, 'SDDLoss')
+        return self.loss_weight * warmup * loss
 
     def _check_inputs(self, student_feat: Tensor, teacher_feat: Tensor,
                       labels: Tensor) -> None:
