@@ -60,21 +60,10 @@ class DistillationClassifier(BaseDistiller, BaseClassifier):
         """One empty classification sample for the blank probe image."""
         return [DataSample()]
 
-    @staticmethod
-    def _run_minimal_forward(model: nn.Module, module_paths: List[str],
-                             inputs: Tensor, data_samples: list) -> None:
-        """Run the least of ``model`` that produces all ``module_paths``.
-
-        Backbone-only paths run the backbone; backbone and neck paths run
-        ``extract_feat``; anything else runs up to the head's logits.
-        """
-        roots = {path.split('.')[0] for path in module_paths}
-        if roots <= {'backbone'}:
-            model.backbone(inputs)
-        elif roots <= {'backbone', 'neck'}:
-            model.extract_feat(inputs)
-        else:
-            model(inputs, mode='tensor')
+    def _run_head_forward(self, model: nn.Module, inputs: Tensor,
+                          data_samples: list) -> None:
+        """The classifier up to its head's logits."""
+        model(inputs, mode='tensor')
 
     def _hard_labels(self, data_samples: List[DataSample]) -> Tensor:
         """Each sample's class: its ``gt_label``, or under mixup / cutmix

@@ -1,6 +1,6 @@
 # Copyright (c) mmkd_plugin contributors.
 """A detector that trains an mmdet student against a frozen teacher."""
-from typing import List, Tuple
+from typing import Tuple
 
 import torch.nn as nn
 from mmdet.models.detectors.base import BaseDetector
@@ -33,22 +33,11 @@ class DistillationDetector(BaseDistiller, BaseDetector):
             img_shape=size, ori_shape=size, pad_shape=size,
             batch_input_shape=size, scale_factor=(1.0, 1.0)))]
 
-    @staticmethod
-    def _run_minimal_forward(model: nn.Module, module_paths: List[str],
-                             inputs: Tensor, data_samples: SampleList) -> None:
-        """Run the least of ``model`` that produces all ``module_paths``.
-
-        Backbone-only paths run the backbone; backbone and neck paths run
-        ``extract_feat``; anything else runs the detector's head forward
-        (``_forward``), never its losses or assigners.
-        """
-        roots = {path.split('.')[0] for path in module_paths}
-        if roots <= {'backbone'}:
-            model.backbone(inputs)
-        elif roots <= {'backbone', 'neck'}:
-            model.extract_feat(inputs)
-        else:
-            model._forward(inputs, data_samples)
+    def _run_head_forward(self, model: nn.Module, inputs: Tensor,
+                          data_samples: SampleList) -> None:
+        """The detector's head forward (``_forward``), never its losses or
+        assigners."""
+        model._forward(inputs, data_samples)
 
     def predict(self, batch_inputs: Tensor, batch_data_samples: SampleList,
                 rescale: bool = True) -> SampleList:

@@ -39,7 +39,7 @@ class BaseDistiller:
     A task's wrapper sets :attr:`registry` (where student, teacher and
     losses are built), :attr:`source_tags`, :attr:`accepts_logit_losses`,
     :attr:`default_preprocessor`, and implements
-    :meth:`_probe_data_samples` and :meth:`_run_minimal_forward`; a
+    :meth:`_probe_data_samples` and :meth:`_run_head_forward`; a
     classifier also :meth:`_hard_labels`.
 
     Args:
@@ -180,11 +180,25 @@ class BaseDistiller:
         """Data samples of the blank probe image of ``size``."""
         raise NotImplementedError
 
-    @staticmethod
-    def _run_minimal_forward(model: nn.Module, module_paths: List[str],
-                             inputs: Tensor, data_samples: list) -> None:
-        """Run the least of ``model`` that produces all ``module_paths``."""
+    def _run_head_forward(self, model: nn.Module, inputs: Tensor,
+                          data_samples: list) -> None:
+        """Run ``model`` up to its head's raw outputs, no losses."""
         raise NotImplementedError
+
+    def _run_minimal_forward(self, model: nn.Module, module_paths: List[str],
+                             inputs: Tensor, data_samples: list) -> None:
+        """Run the least of ``model`` that produces all ``module_paths``.
+
+        Backbone-only paths run the backbone; backbone and neck paths run
+        ``extract_feat``; anything else runs :meth:`_run_head_forward`.
+        """
+        roots = {path.split('.')[0] for path in module_paths}
+        if roots <= {'backbone'}:
+            model.backbone(inputs)
+        elif roots <= {'backbone', 'neck'}:
+            model.extract_feat(inputs)
+        else:
+            self._run_head_forward(model, inputs, data_samples)
 
     def _hard_labels(self, data_samples: list) -> Tensor:
         """The samples' class labels (B, ), for logit losses."""
