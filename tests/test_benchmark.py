@@ -21,6 +21,7 @@ TINY = ['--shape', '64', '64', '--batch', '2', '--boxes', '2', '--iters',
 @pytest.mark.parametrize('config, plain_head', [
     ('fgd_retina_r18_r18-w16_digits.py', None),
     ('dkd_faster-rcnn_r18_r18-w16_digits.py', 'StandardRoIHead'),
+    ('classification/dist_r34_r18_in1k.py', None),
 ])
 def test_benchmark_writes_medians(tmp_path, config, plain_head, capsys):
     out = tmp_path / 'bench.json'

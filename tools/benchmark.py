@@ -15,9 +15,13 @@ is CUDA's max allocated memory per phase, or the process's peak RSS on CPU.
 (batch 8 of 64x64, 4 boxes per image), each in its own
 process so that CPU peak memory is per config, and prints a markdown table.
 
+Classifier configs get one random label per image (``--shape 224 224``).
+
 Examples::
 
     python tools/benchmark.py configs/cwd_retina_r101_r18.py --shape 800 1333
+    python tools/benchmark.py configs/classification/dist_r34_r18_in1k.py \
+        --shape 224 224 --batch 32
     python tools/benchmark.py --demo-pairs --iters 10
 """
 import argparse
@@ -32,14 +36,15 @@ import time
 from typing import Callable, Dict, List, Optional
 
 import torch
-from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
 from mmengine.config import Config
-from mmengine.registry import init_default_scope
+from mmengine.registry import MODELS, init_default_scope
 from mmengine.structures import InstanceData
+from mmpretrain.structures import DataSample
 
 import mmkd_plugin  # noqa: F401
 from mmkd_plugin.efficacy.proxy import METHODS
+from mmkd_plugin.models.classifiers import DistillationClassifier
 from mmkd_plugin.models.utils import resolve_model_config
 
 
@@ -95,10 +100,16 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return args
 
 
-def synthetic_batch(args: argparse.Namespace, num_classes: int):
-    """Random normalised images padded to 32 and random gt boxes."""
+def synthetic_batch(args: argparse.Namespace, num_classes: int,
+                    classify: bool = False):
+    """Random normalised images padded to 32 and random gt boxes (or, to
+    ``classify``, one random label per image)."""
     height, width = (-(-s // 32) * 32 for s in args.shape)
     inputs = torch.randn(args.batch, 3, height, width, device=args.device)
+    if classify:
+        labels = torch.randint(0, num_classes, (args.batch, ))
+        return inputs, [DataSample().set_gt_label(int(label)).to(args.device)
+                        for label in labels]
     samples = []
     for _ in range(args.batch):
         xy = torch.rand(args.boxes, 2) * torch.tensor([width, height]) * 0.8
@@ -118,9 +129,9 @@ def synthetic_batch(args: argparse.Namespace, num_classes: int):
 
 
 def build_model(config: str, device: str, teacher_autocast=None):
-    """The config's DistillationDetector with random weights, offline, and
-    the plain mmdet student it trains (its own module unless a student head
-    distils inside its loss)."""
+    """The config's distillation model (detector or classifier) with random
+    weights, offline, and the plain student it trains (its own module unless
+    a student head distils inside its loss)."""
     cfg = Config.fromfile(config)
     init_default_scope(cfg.get('default_scope', 'mmdet'))
     for part in ('student', 'teacher'):
@@ -190,7 +201,9 @@ def benchmark_config(args: argparse.Namespace) -> dict:
     """
     model, student = build_model(args.config, args.device,
                                  args.teacher_autocast)
-    inputs, samples = synthetic_batch(args, _num_classes(model.student))
+    inputs, samples = synthetic_batch(
+        args, _num_classes(model.student),
+        classify=isinstance(model, DistillationClassifier))
     params = [p for p in model.parameters() if p.requires_grad]
     if student is not model.student:
         params += list(student.parameters())
@@ -214,8 +227,10 @@ def benchmark_config(args: argparse.Namespace) -> dict:
     timer = PhaseTimer(args.device)
     results: Dict[str, List[dict]] = {name: [] for name in phases}
     device_name = torch.cuda.get_device_name() if timer.cuda else 'cpu'
+    targets = 'one label/img' if isinstance(
+        model, DistillationClassifier) else f'{args.boxes} boxes/img'
     print(f'{args.config} | device {device_name} | batch {args.batch} x '
-          f'{tuple(inputs.shape[2:])} | {args.boxes} boxes/img | '
+          f'{tuple(inputs.shape[2:])} | {targets} | '
           f'amp {args.amp} | teacher autocast {args.teacher_autocast}')
     print(f'{"iter":>4} {"student ms":>11} {"teacher ms":>11} '
           f'{"distill ms":>11} {"ratio":>7} {"peak MB (s/t/d)":>24}')
@@ -260,8 +275,10 @@ def summarise_phases(results: Dict[str, List[dict]]) -> dict:
 
 
 def _num_classes(student: torch.nn.Module) -> int:
-    """Classes of a one-stage head or of a two-stage RoI box head."""
-    head = getattr(student, 'bbox_head', None)
+    """Classes of a classifier's head, of a one-stage head or of a
+    two-stage RoI box head."""
+    head = getattr(student, 'head', None) or getattr(student, 'bbox_head',
+                                                    None)
     if head is None:
         head = getattr(getattr(student, 'roi_head', None), 'bbox_head', None)
     return getattr(head, 'num_classes', 80)
