@@ -133,8 +133,9 @@ class SoftLabelGenerator:
         num_classes = getattr(getattr(teacher, 'head', None), 'num_classes',
                               None)
         if num_classes is None:
-            raise ValueError('FKD: the teacher needs a classification head '
-                             'with num_classes (an mmpretrain ImageClassifier).')
+            raise ValueError(
+                'FKD: the teacher needs a classification head with '
+                'num_classes (an mmpretrain ImageClassifier).')
         return int(num_classes)
 
     @staticmethod
