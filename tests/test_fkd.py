@@ -511,3 +511,28 @@ def test_make_soft_labels_tool(data_root, teacher_ckpt, store, tmp_path,
         monkeypatch.setattr('sys.argv', [tool, config, teacher_ckpt, out,
                                          '--topk', '4'])
         runpy.run_path(tool, run_name='__main__')
+
+
+def test_imagenet_config_accepts_labels_made_from_the_kd_config():
+    """The FKD config's replay settings equal the crop settings that
+    make_soft_labels stores for the KD config it names."""
+    from mmkd_plugin.fkd.crop_settings import (crop_settings,
+                                               split_train_pipeline)
+    from tests.conftest import CONFIG_DIR
+    kd_cfg = Config.fromfile(
+        osp.join(CONFIG_DIR, 'classification', 'kd_r34_r18_in1k.py'))
+    _, crop_cfg, flip_prob = split_train_pipeline(
+        kd_cfg.train_dataloader.dataset.pipeline)
+    stored = crop_settings(crop_cfg, flip_prob)
+    fkd_cfg = Config.fromfile(
+        osp.join(CONFIG_DIR, 'classification', 'fkd', 'fkd_r34_r18_in1k.py'))
+    pipeline = fkd_cfg.train_dataloader.dataset.pipeline
+    assert [step.type for step in pipeline] == [
+        'LoadImageFromFile', 'FKDReplayCrop', 'PackInputs']
+    replay = pipeline[1]
+    assert list(replay.crop_ratio_range) == stored['crop_ratio_range']
+    assert list(replay.aspect_ratio_range) == stored['aspect_ratio_range']
+    assert replay.flip_prob == stored['flip_prob']
+    assert replay.num_classes == fkd_cfg.model.head.num_classes == 1000
+    assert fkd_cfg.model.type == 'ImageClassifier'
+    assert fkd_cfg.model.head.loss.use_soft
