@@ -536,3 +536,54 @@ def test_imagenet_config_accepts_labels_made_from_the_kd_config():
     assert replay.num_classes == fkd_cfg.model.head.num_classes == 1000
     assert fkd_cfg.model.type == 'ImageClassifier'
     assert fkd_cfg.model.head.loss.use_soft
+
+
+# Several crops of one image per step
+
+
+def test_multi_crop_batches_distinct_crops_of_each_image(store, data_root,
+                                                         tmp_path):
+    from mmengine.registry import FUNCTIONS
+    pipeline = [
+        dict(type='LoadImageFromFile'),
+        dict(type='FKDMultiCrop', num_crops=4,
+             replay=dict(type='FKDReplayCrop', label_root=store,
+                         num_classes=NUM_CLASSES, scale=CROP),
+             transforms=[
+                 dict(type='PackInputs', algorithm_keys=('fkd_crop_index',
+                                                         ))
+             ]),
+    ]
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        dataset = DATASETS.build(
+            dict(type='CustomDataset', data_root=str(data_root),
+                 ann_file='train.txt', data_prefix='images',
+                 pipeline=pipeline))
+        collate = FUNCTIONS.get('fkd_multi_crop_collate')
+    single = replay_dataset(data_root, store)
+    np.random.seed(0)
+    batch = collate([dataset[0], dataset[5]])
+    assert len(batch['inputs']) == len(batch['data_samples']) == 8
+    samples = batch['data_samples']
+    for image, part in ((0, samples[:4]), (5, samples[4:])):
+        chosen = [s.fkd_crop_index for s in part]
+        assert len(set(chosen)) == 4  # without replacement
+        assert {s.img_path for s in part} == {
+            single.get_data_info(image)['img_path']}
+    # each crop and label equal the single-crop replay of that crop
+    transform = single.pipeline.transforms[1]
+    loaded = single.pipeline.transforms[0](single.get_data_info(5))
+    crops = transform.read_crops(loaded)
+    for inputs, sample in zip(batch['inputs'][4:], samples[4:]):
+        alone = transform.replay(dict(loaded), crops, sample.fkd_crop_index)
+        torch.testing.assert_close(
+            inputs, torch.from_numpy(alone['img'].transpose(2, 0, 1).copy()))
+        torch.testing.assert_close(sample.gt_score, alone['gt_score'])
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        student = MODELS.build(tiny_classifier(soft=True))
+    data = student.data_preprocessor(batch, True)
+    assert data['inputs'].shape == (8, 3, CROP, CROP)
+    assert torch.isfinite(student.loss(**data)['loss'])
+    with pytest.raises(ValueError, match=r'num_crops must be in \[1, 6\]'):
+        with DefaultScope.overwrite_default_scope('mmpretrain'):
+            TRANSFORMS.build(dict(pipeline[1], num_crops=7))

@@ -15,4 +15,5 @@ except ImportError:
     pass
 else:
     from .replay_crop import FKDReplayCrop  # noqa: F401
-    __all__.append('FKDReplayCrop')
+    from .multi_crop import FKDMultiCrop, fkd_multi_crop_collate  # noqa
+    __all__ += ['FKDReplayCrop', 'FKDMultiCrop', 'fkd_multi_crop_collate']

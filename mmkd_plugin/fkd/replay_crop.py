@@ -9,7 +9,7 @@ from mmpretrain.registry import TRANSFORMS
 
 from .crop_settings import CROP_DEFAULTS
 from .crops import pixel_box, render_crop
-from .label_store import FKDLabelStore
+from .label_store import FKDCrops, FKDLabelStore
 from .soft_labels import LABEL_TYPES, rebuild_soft_label
 
 
@@ -111,10 +111,17 @@ class FKDReplayCrop(BaseTransform):
                     f'{stored[name]} the label store "{self.store.root}" '
                     f'was made with; make the store with this config.')
 
+    def read_crops(self, results: dict) -> FKDCrops:
+        """The stored crops of the sample's image."""
+        return self.store.read(
+            self.store.key_of(results['img_path'], self.img_prefix))
+
     def transform(self, results: dict) -> dict:
-        key = self.store.key_of(results['img_path'], self.img_prefix)
-        crops = self.store.read(key)
-        index = np.random.randint(len(crops.boxes))
+        crops = self.read_crops(results)
+        return self.replay(results, crops, np.random.randint(len(crops.boxes)))
+
+    def replay(self, results: dict, crops: FKDCrops, index: int) -> dict:
+        """Apply stored crop ``index`` and its label to ``results``."""
         img = results['img']
         box = pixel_box(crops.boxes[index], *img.shape[:2])
         flip = bool(crops.flips[index])
