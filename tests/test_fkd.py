@@ -20,7 +20,8 @@ from mmkd_plugin.fkd import (FKDCrops, FKDLabelStore, FKDStoreMeta,  # noqa
                              rebuild_soft_label)
 from mmkd_plugin.fkd.crops import (crop_rng, normalise_boxes,  # noqa: E402
                                    pixel_box, sample_crop_box)
-from mmkd_plugin.fkd.generator import SoftLabelGenerator  # noqa: E402
+from mmkd_plugin.fkd.generator import (SoftLabelGenerator,  # noqa: E402
+                                       teacher_model_config)
 
 NUM_CLASSES = 3
 NUM_IMAGES = 8
@@ -524,6 +525,10 @@ def test_imagenet_config_accepts_labels_made_from_the_kd_config():
     _, crop_cfg, flip_prob = split_train_pipeline(
         kd_cfg.train_dataloader.dataset.pipeline)
     stored = crop_settings(crop_cfg, flip_prob)
+    teacher = teacher_model_config(kd_cfg)  # the labelling model: ResNet-34
+    assert (teacher['type'], teacher['backbone']['depth']) == (
+        'ImageClassifier', 34)
+    assert teacher['data_preprocessor']['mean'] == [123.675, 116.28, 103.53]
     fkd_cfg = Config.fromfile(
         osp.join(CONFIG_DIR, 'classification', 'fkd', 'fkd_r34_r18_in1k.py'))
     pipeline = fkd_cfg.train_dataloader.dataset.pipeline
