@@ -15,5 +15,6 @@ allow_checkpoint_globals()
 
 from . import models  # noqa: E402,F401
 from . import engine  # noqa: E402,F401
+from . import fkd  # noqa: E402,F401
 
 __all__ = ['__version__']

@@ -1,0 +1,54 @@
+# Copyright (c) mmkd_plugin contributors.
+"""Soft labels rebuilt from stored top-k probabilities (FKD, Shen and Xing,
+ECCV 2022)."""
+import numpy as np
+import torch
+from torch import Tensor
+
+LABEL_TYPES = ('marginal_smoothing', 'marginal_renorm', 'smoothing', 'hard')
+
+
+def rebuild_soft_label(indices: np.ndarray, probs: np.ndarray,
+                       num_classes: int,
+                       label_type: str = 'marginal_smoothing') -> Tensor:
+    """A C-class target distribution from a crop's top-k probabilities.
+
+    - ``marginal_smoothing`` (the authors' default): the k probabilities at
+      their classes, ``(1 - sum of the k) / (C - k)`` in every other class;
+    - ``marginal_renorm``: the k probabilities, zeros elsewhere,
+      L1-renormalised;
+    - ``smoothing``: the top-1 probability at its class,
+      ``(1 - p_top1) / (C - 1)`` elsewhere;
+    - ``hard``: one-hot of the top-1 class.
+
+    The result is divided by its sum (a no-op up to rounding, except when
+    float16 storage made the k probabilities sum above 1, where the
+    remainder is clamped to 0).
+
+    Args:
+        indices (np.ndarray): (..., k) classes, descending probability.
+        probs (np.ndarray): (..., k) their probabilities.
+        num_classes (int): C.
+        label_type (str): One of :data:`LABEL_TYPES`.
+
+    Returns:
+        Tensor: (..., C) float32, rows summing to 1.
+    """
+    if label_type not in LABEL_TYPES:
+        raise ValueError(f'FKD: label_type must be one of {LABEL_TYPES}, got '
+                         f'"{label_type}".')
+    index = torch.as_tensor(np.asarray(indices), dtype=torch.long)
+    prob = torch.as_tensor(np.asarray(probs), dtype=torch.float32)
+    if label_type in ('smoothing', 'hard'):
+        index, prob = index[..., :1], prob[..., :1]
+    if label_type == 'hard':
+        prob = torch.ones_like(prob)
+    num_other = num_classes - index.shape[-1]
+    if label_type == 'marginal_renorm' or label_type == 'hard' or \
+            num_other == 0:
+        fill = torch.zeros_like(prob[..., :1])
+    else:
+        fill = (1 - prob.sum(-1, keepdim=True)).clamp(min=0) / num_other
+    target = fill.expand(*prob.shape[:-1], num_classes).clone()
+    target.scatter_(-1, index, prob)
+    return target / target.sum(-1, keepdim=True)
