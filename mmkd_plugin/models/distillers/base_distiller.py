@@ -14,13 +14,13 @@ from mmengine.registry import Registry
 from mmengine.runner.checkpoint import _load_checkpoint_to_model
 from torch import Tensor
 
-from ...utils.checkpoint_keys import (STUDENT_PREFIX, TEACHER_PREFIX,
-                                      split_distillation_state)
 from ...utils.read_checkpoint import read_checkpoint
 from ..utils import (FeatureRecorder, TeacherInputRenorm, TeacherLinkMixin,
                      resolve_model_config, teacher_autocast)
 from .distill_term import DistillTerm, parse_distill_terms
-from .term_losses import (build_term_loss, call_term_loss, takes_all_levels)
+from .teacher_weights import (add_teacher_state, copy_teacher_module,
+                              load_teacher_checkpoint, route_checkpoint_keys)
+from .term_losses import build_term_loss, call_term_loss, takes_all_levels
 
 
 class BaseDistiller:
@@ -133,7 +133,7 @@ class BaseDistiller:
         self.teacher_autocast = _autocast_dtype(teacher_autocast)
         self.save_teacher_in_ckpt = save_teacher_in_ckpt
         if save_teacher_in_ckpt:
-            self._register_state_dict_hook(_add_teacher_state)
+            self._register_state_dict_hook(add_teacher_state)
         self._register_load_state_dict_pre_hook(self._route_checkpoint_keys)
 
         self._linked_heads = [
@@ -300,81 +300,18 @@ class BaseDistiller:
             self._copy_teacher_module(prefix)
 
     def _load_teacher_ckpt(self) -> None:
-        checkpoint = read_checkpoint(self.teacher_ckpt, 'teacher_ckpt')
-        try:
-            _load_checkpoint_to_model(self.teacher, checkpoint,
-                                      strict=self.teacher_ckpt_strict,
-                                      logger='current')
-        except RuntimeError as err:
-            raise ValueError(
-                f'teacher_ckpt "{self.teacher_ckpt}" does not match the '
-                f'teacher model (set teacher_ckpt_strict=False to load it '
-                f'anyway): {err}') from err
+        load_teacher_checkpoint(self.teacher, self.teacher_ckpt,
+                                self.teacher_ckpt_strict)
 
     def _copy_teacher_module(self, prefix: str) -> None:
-        """Copy the teacher's ``prefix`` weights into the student."""
-        teacher_state = {
-            key: value
-            for key, value in self.teacher.state_dict().items()
-            if key == prefix or key.startswith(prefix + '.')
-        }
-        student_state = self.student.state_dict()
-        if not teacher_state:
-            raise ValueError('student_init_from_teacher: the teacher has no '
-                             f'weights under "{prefix}".')
-        bad = [
-            f'{key}: teacher {tuple(value.shape)}, student '
-            f'{tuple(student_state[key].shape) if key in student_state else "missing"}'
-            for key, value in teacher_state.items()
-            if key not in student_state
-            or student_state[key].shape != value.shape
-        ]
-        if bad:
-            raise ValueError('student_init_from_teacher: cannot copy '
-                             f'"{prefix}" from teacher to student; '
-                             'mismatched weights:\n  ' + '\n  '.join(bad))
-        self.student.load_state_dict(teacher_state, strict=False)
+        copy_teacher_module(self.teacher, self.student, prefix)
         print_log(f'{type(self).__name__}: student "{prefix}" initialised '
                   'from the teacher.', logger='current')
 
     def _route_checkpoint_keys(self, state_dict: dict, prefix: str,
                                *args) -> None:
-        """Load-state pre-hook: send each checkpoint key where it belongs.
-
-        ``teacher.*`` keys load into the teacher. A checkpoint without
-        ``student.*`` keys is taken for a plain checkpoint of the student
-        (e.g. ``load_from`` or an exported student) and its keys get the
-        ``student.`` prefix. A checkpoint that matches no student weight
-        (by name and shape) raises a ValueError.
-        """
-        own_keys = [k for k in state_dict if k.startswith(prefix)]
-        parts = split_distillation_state(state_dict, prefix)
-        for key in own_keys:
-            del state_dict[key]
-        if parts.teacher:
-            self.teacher.load_state_dict(parts.teacher)
-        student_prefix = prefix + STUDENT_PREFIX
-        state_dict.update((student_prefix + key, value)
-                          for key, value in parts.student.items())
-        state_dict.update((prefix + key, value)
-                          for key, value in parts.others.items())
-        student_state = self.student.state_dict(prefix=student_prefix)
-        matched = [
-            key for key, value in state_dict.items()
-            if key in student_state and getattr(value, 'shape', None) ==
-            student_state[key].shape
-        ]
-        if not matched:
-            own_keys = [k for k in own_keys
-                        if not k.startswith(prefix + TEACHER_PREFIX)]
-            examples = ', '.join(own_keys[:3]) or 'none'
-            name = type(self).__name__
-            raise ValueError(
-                f'{name}: the checkpoint matches no weight of the student '
-                f'({type(self.student).__name__}), neither as a {name} '
-                'checkpoint ("student.*" keys) nor as a plain checkpoint of '
-                f'the student; its {len(own_keys)} keys start with: '
-                f'{examples}.')
+        """Load-state pre-hook: see :func:`route_checkpoint_keys`."""
+        route_checkpoint_keys(self, state_dict, prefix)
 
     def _apply(self, fn, *args, **kwargs):
         """Apply ``to()``/``cuda()``/``half()``-style changes to the teacher
@@ -567,10 +504,3 @@ def _autocast_dtype(name: Optional[str]) -> Optional[torch.dtype]:
         raise ValueError(f'teacher_autocast must be one of "bfloat16", '
                          f'"float16" or None, got {name!r}.')
     return allowed[name]
-
-
-def _add_teacher_state(module: BaseDistiller, state_dict: dict, prefix: str,
-                       local_metadata: dict) -> None:
-    """State-dict hook: add the teacher's weights under ``teacher.``."""
-    state_dict.update(
-        module.teacher.state_dict(prefix=prefix + TEACHER_PREFIX))
