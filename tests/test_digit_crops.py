@@ -114,7 +114,7 @@ def test_target_glyph_comes_from_its_split_pool_and_class():
         """Forwards to a generator; records the glyph indices drawn."""
 
         def __init__(self):
-            self.rng = np.random.default_rng(0)
+            self.rng = np.random.default_rng(1)
 
         def choice(self, options):
             picked = self.rng.choice(options)
@@ -130,9 +130,8 @@ def test_target_glyph_comes_from_its_split_pool_and_class():
     target_options, target = used[-1]
     assert target_options == set(pools['val'][labels[pools['val']] == 7])
     assert labels[target] == 7
-    for options, picked in used[:-1]:  # distractors: other digits only
-        assert labels[picked] != 7
-        assert options <= set(pools['val'].tolist())
+    for options, _ in used[:-1]:  # distractors: other digits only
+        assert options == set(pools['val'][labels[pools['val']] != 7])
 
 
 def test_clutter_options_change_the_pixels():
