@@ -3,8 +3,10 @@
 # resnet18-w4_digits.py; this file inherits the student's config (data and
 # schedule) and only replaces the model. CIFAR settings of the DKD paper's
 # KD baseline: T 4, 0.1 CE + 0.9 KD (methods.md).
-# Run: python tools/train.py configs/classification/digits/kd_resnet18_resnet18-w4_digits.py \
-#          --cfg-options model.teacher_ckpt=work_dirs/resnet18_digits/epoch_10.pth
+# Run (from the repository root, after training the teacher):
+#   python tools/train.py \
+#       configs/classification/digits/kd_resnet18_resnet18-w4_digits.py \
+#       --cfg-options model.teacher_ckpt=work_dirs/resnet18_digits/epoch_10.pth
 _base_ = './resnet18-w4_digits.py'
 
 model = dict(
