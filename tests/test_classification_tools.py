@@ -137,3 +137,21 @@ def test_exported_student_loads_strictly_and_predicts_the_same(
     with torch.no_grad():
         assert torch.equal(student(images, mode='tensor'),
                            distiller(images, mode='tensor'))
+
+
+def test_mmkd_plugin_prefix_gives_classifier_configs_mmpretrain_scope(
+        tmp_path):
+    """A config inheriting ours through ``mmkd_plugin::`` builds in
+    mmpretrain's registries, and so does mmengine.hub's get_model."""
+    from mmengine.hub import get_model
+    child = tmp_path / 'child.py'
+    child.write_text("_base_ = 'mmkd_plugin::classification/digits/"
+                     "kd_resnet18_resnet18-w4_digits.py'\n")
+    cfg = Config.fromfile(str(child))
+    assert cfg.default_scope == 'mmpretrain'
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        model = MODELS.build(cfg.model)
+    assert type(model).__name__ == 'DistillationClassifier'
+    student = get_model(
+        'mmkd_plugin::classification/digits/resnet18-w4_digits.py')
+    assert type(student).__name__ == 'ImageClassifier'
