@@ -126,3 +126,14 @@ def test_digits_distillation_names_the_plain_configs(cfg_name):
     for key in ('train_dataloader', 'val_dataloader', 'optim_wrapper',
                 'param_scheduler', 'train_cfg'):
         assert cfg[key] == student_cfg[key], key
+
+
+def test_digits_data_root_follows_the_environment(monkeypatch):
+    monkeypatch.setenv('DIGIT_CROPS_ROOT', '/elsewhere/crops')
+    cfg = Config.fromfile(osp.join(DIGITS_CONFIG_DIR,
+                                   'kd_resnet18_resnet18-w4_digits.py'))
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        assert cfg[loader].dataset.data_root == '/elsewhere/crops/', loader
+    monkeypatch.delenv('DIGIT_CROPS_ROOT')
+    cfg = Config.fromfile(osp.join(DIGITS_CONFIG_DIR, DIGITS_STUDENT))
+    assert cfg.val_dataloader.dataset.data_root == 'data/digit_crops/'
