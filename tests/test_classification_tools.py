@@ -2,7 +2,9 @@
 """tools/train.py, tools/test.py and tools/export_student.py on a classifier
 config: one tiny epoch of KD on generated digit crops, the test accuracy of
 its checkpoint (with --out and --show-dir), and the exported student
-loading strictly into the plain student config and predicting the same."""
+loading strictly into the plain student config and predicting the same;
+``mmkd_plugin::`` classifier configs in mmpretrain's scope, also with
+mmpretrain's own tools/train.py."""
 import importlib.util
 import os
 import os.path as osp
@@ -155,3 +157,29 @@ def test_mmkd_plugin_prefix_gives_classifier_configs_mmpretrain_scope(
     student = get_model(
         'mmkd_plugin::classification/digits/resnet18-w4_digits.py')
     assert type(student).__name__ == 'ImageClassifier'
+
+
+def test_mmpretrain_train_tool_with_custom_imports(kd_run):
+    """mmpretrain's own tools/train.py trains a config that inherits ours
+    through ``mmkd_plugin::`` (custom_imports registers the wrapper)."""
+    import mmpretrain
+    tool = osp.join(osp.dirname(mmpretrain.__file__), '.mim', 'tools',
+                    'train.py')
+    if not osp.isfile(tool):
+        pytest.skip('this mmpretrain install ships no tools/train.py')
+    workdir, data_root, _ = kd_run
+    child = workdir / 'child.py'
+    child.write_text(
+        "_base_ = 'mmkd_plugin::classification/digits/"
+        "kd_resnet18_resnet18-w4_digits.py'\n"
+        "custom_imports = dict(imports=['mmkd_plugin'], "
+        'allow_failed_imports=False)\n')
+    output = run_tool([
+        tool, str(child), '--work-dir', 'mmpretrain_run', '--cfg-options',
+        'model.teacher_ckpt=teacher.pth', 'train_cfg.max_epochs=1',
+        'train_dataloader.batch_size=8', 'default_hooks.logger.interval=1',
+        *data_options(data_root)
+    ], workdir)
+    assert re.search(r'Epoch\(train\) \[1\]\[2/2\].*loss_kd_logits: \d',
+                     output), output[-3000:]
+    assert (workdir / 'mmpretrain_run' / 'epoch_1.pth').is_file()

@@ -134,7 +134,7 @@ def test_target_glyph_comes_from_its_split_pool_and_class():
         assert options == set(pools['val'][labels[pools['val']] != 7])
 
 
-def test_clutter_options_change_the_pixels():
+def test_noise_std_is_the_pixel_noise():
     glyphs, labels = load_digit_glyphs()
     pool = split_source_pools(labels)['train']
 

@@ -1,8 +1,8 @@
 # KD (Hinton et al., 2015) on the digit-crops proxy: teacher
 # resnet18_digits.py (its checkpoint: pass model.teacher_ckpt=...), student
 # resnet18-w4_digits.py; this file inherits the student's config (data and
-# schedule) and only replaces the model. CIFAR settings of the DKD paper's
-# KD baseline: T 4, 0.1 CE + 0.9 KD (methods.md).
+# schedule) and only replaces the model. KD's CIFAR setting as in SDD's
+# configs (methods.md): T 4, 0.1 CE + 0.9 KD.
 # Run (from the repository root, after training the teacher):
 #   python tools/train.py \
 #       configs/classification/digits/kd_resnet18_resnet18-w4_digits.py \
