@@ -5,9 +5,10 @@ mmengine 0.10 resolves ``'pkg::path'`` only for a fixed list of OpenMMLab
 packages, and only for paths with a folder. This module adds
 ``mmkd_plugin::<config>.py``, resolved to the configs shipped with the
 package (``mmkd_plugin/.mim/configs`` of an installed package, else the
-``configs`` folder of the source checkout), with the scope ``mmdet`` (all
-our components live in mmdet's registries), in the two places mmengine
-reads such paths:
+``configs`` folder of the source checkout), with the scope of its task:
+``mmpretrain`` for the classifier configs under ``classification/``,
+``mmdet`` for the rest (each task's components live in its registries), in
+the two places mmengine reads such paths:
 
 - ``_base_ = 'mmkd_plugin::x.py'`` in any config: wraps
   ``Config._get_cfg_path``;
@@ -28,6 +29,9 @@ import os.path as osp
 import sys
 
 PREFIX = 'mmkd_plugin::'
+# Default scope of the configs under a folder of configs/; others: mmdet.
+FOLDER_SCOPES = {'classification/': 'mmpretrain'}
+DEFAULT_SCOPE = 'mmdet'
 CONFIG_MODULE = 'mmengine.config.config'
 HUB_MODULE = 'mmengine.hub.hub'
 
@@ -55,6 +59,15 @@ def resolve(cfg_path: str) -> str:
     return path
 
 
+def scope_of(cfg_path: str) -> str:
+    """``'mmkd_plugin::x.py'`` -> the registry scope of that config."""
+    relative = cfg_path[len(PREFIX):]
+    for folder, scope in FOLDER_SCOPES.items():
+        if relative.startswith(folder):
+            return scope
+    return DEFAULT_SCOPE
+
+
 def patch_config_module(config_module) -> None:
     """Wrap ``Config._get_cfg_path`` to understand ``mmkd_plugin::``."""
     config_cls = config_module.Config
@@ -64,7 +77,7 @@ def patch_config_module(config_module) -> None:
 
     def _get_cfg_path(cfg_path: str, filename: str):
         if cfg_path.startswith(PREFIX):
-            return resolve(cfg_path), 'mmdet'
+            return resolve(cfg_path), scope_of(cfg_path)
         return original(cfg_path, filename)
 
     config_cls._get_cfg_path = staticmethod(_get_cfg_path)
@@ -77,7 +90,8 @@ def patch_hub_module(hub_module) -> None:
     mmengine's versions need the package in their fixed list and a config
     path with a folder, then look for a metafile; ours resolve
     ``mmkd_plugin::`` paths with :func:`resolve` and build the model in
-    mmdet's registries. Other paths go to mmengine's functions.
+    the registries of its scope (:func:`scope_of`). Other paths go to
+    mmengine's functions.
     """
     if getattr(hub_module, '_mmkd_plugin_scope', False):
         return
@@ -99,11 +113,12 @@ def patch_hub_module(hub_module) -> None:
             return mmengine_get_model(cfg_path, pretrained, **kwargs)
         cfg = get_config(cfg_path, pretrained)
         import mmkd_plugin  # noqa: F401  (registers our components)
-        from mmdet.registry import MODELS
-        from mmdet.utils import register_all_modules
-        register_all_modules(init_default_scope=False)
-        with hub_module.DefaultScope.overwrite_default_scope('mmdet'):
-            return MODELS.build(cfg.model, default_args=kwargs)
+        scope = scope_of(cfg_path)
+        registry = importlib.import_module(f'{scope}.registry')
+        importlib.import_module(f'{scope}.utils').register_all_modules(
+            init_default_scope=False)
+        with hub_module.DefaultScope.overwrite_default_scope(scope):
+            return registry.MODELS.build(cfg.model, default_args=kwargs)
 
     get_config.__doc__ = mmengine_get_config.__doc__
     get_model.__doc__ = mmengine_get_model.__doc__

@@ -1,10 +1,12 @@
 # Copyright (c) mmkd_plugin contributors.
-"""Train a detector (distilled or not) with mmengine's runner.
+"""Train a detector or a classifier (distilled or not) with mmengine's
+runner; the config's ``default_scope`` decides the task.
 
-Same arguments as mmdet's tools/train.py. Examples::
+Same arguments as mmdet's and mmpretrain's tools/train.py. Examples::
 
     python tools/train.py configs/cwd_retina_r101_r18.py
     tools/dist_train.sh configs/fgd_retina_r101_r18.py 8
+    python tools/train.py configs/classification/digits/resnet18_digits.py
 """
 import argparse
 
@@ -16,7 +18,8 @@ from mmkd_plugin.utils.launch import (add_launch_args, build_runner,
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description='Train a detector')
+    parser = argparse.ArgumentParser(
+        description='Train a detector or classifier')
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--work-dir', help='dir to save logs and checkpoints')
     parser.add_argument('--amp', action='store_true',

@@ -1,5 +1,6 @@
 # Copyright (c) mmkd_plugin contributors.
-"""Turn a DistillationDetector checkpoint into a plain student checkpoint."""
+"""Turn a distillation checkpoint (DistillationDetector or
+DistillationClassifier) into a plain student checkpoint."""
 from collections import OrderedDict
 
 import torch
@@ -12,8 +13,9 @@ def student_state_dict(checkpoint: dict) -> OrderedDict:
     """Return the student's weights, keys relative to the student.
 
     Args:
-        checkpoint (dict): A loaded checkpoint of a DistillationDetector
-            (with or without a ``state_dict`` wrapper).
+        checkpoint (dict): A loaded checkpoint of a DistillationDetector or
+            DistillationClassifier (with or without a ``state_dict``
+            wrapper).
 
     Returns:
         OrderedDict: ``student.*`` entries with the prefix removed.
@@ -21,17 +23,18 @@ def student_state_dict(checkpoint: dict) -> OrderedDict:
     parts = split_distillation_state(checkpoint.get('state_dict', checkpoint))
     if not parts.is_distillation:
         raise ValueError('no "student.*" weights in this checkpoint: it is '
-                         'not a DistillationDetector checkpoint.')
+                         'not a DistillationDetector or '
+                         'DistillationClassifier checkpoint.')
     return parts.student
 
 
 def export_student(src: str, dst: str) -> int:
-    """Write the student of checkpoint ``src`` as a plain mmdet checkpoint.
+    """Write the student of checkpoint ``src`` as a plain checkpoint.
 
     Args:
-        src (str): DistillationDetector checkpoint path or URL.
+        src (str): Distillation checkpoint path or URL.
         dst (str): Output path; it loads strictly into the student's own
-            mmdet config.
+            (mmdet or mmpretrain) config.
 
     Returns:
         int: Number of tensors written.

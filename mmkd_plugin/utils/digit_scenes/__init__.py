@@ -1,10 +1,16 @@
 # Copyright (c) mmkd_plugin contributors.
-"""Generator of the built-in digit-scenes COCO dataset.
+"""Generators of the built-in digit datasets.
 
-Not a dataset class: the configs read its output with mmdet's
-``CocoDataset``. ``tools/make_digit_scenes.py`` is its command line.
+Not dataset classes: the configs read their output with mmdet's
+``CocoDataset`` (digit scenes, detection; ``tools/make_digit_scenes.py``)
+and mmpretrain's ``CustomDataset`` (digit crops, classification;
+``tools/make_digit_crops.py``).
 """
 from .coco_writer import (DIGIT_CLASSES, digit_category_id,
                           generate_digit_scenes)
+from .crops_writer import CropDifficulty, generate_digit_crops
 
-__all__ = ['DIGIT_CLASSES', 'digit_category_id', 'generate_digit_scenes']
+__all__ = [
+    'DIGIT_CLASSES', 'digit_category_id', 'generate_digit_scenes',
+    'CropDifficulty', 'generate_digit_crops'
+]

@@ -94,7 +94,7 @@ def render_background(rng: np.random.Generator, image_size: int,
         for channel in range(3)
     ], axis=-1)
 
-    strokes = _render_strokes(rng, size)[..., None]
+    strokes = render_strokes(rng, size)[..., None]
     stroke_sign = 1.0 if dark else -1.0
     stroke_strength = rng.uniform(0.06, 0.15)
 
@@ -104,7 +104,7 @@ def render_background(rng: np.random.Generator, image_size: int,
     return np.clip(image, 0.0, 1.0).astype(np.float32)
 
 
-def _render_strokes(rng: np.random.Generator, size: int) -> np.ndarray:
+def render_strokes(rng: np.random.Generator, size: int) -> np.ndarray:
     """Draw 0..4 soft random lines and arcs as a [0, 1] mask.
 
     Args:
@@ -280,7 +280,7 @@ def compose_scene(rng: np.random.Generator, glyphs: np.ndarray,
         if placement is None:
             continue
         alpha, left, top, box = placement
-        _blend_glyph(image, alpha, left, top, pick_digit_colour(rng, dark))
+        blend_glyph(image, alpha, left, top, pick_digit_colour(rng, dark))
         boxes.append(box)
         objects.append(dict(box=box, digit=int(labels[source_index]),
                             source_index=source_index))
@@ -336,7 +336,7 @@ def _place_glyph(rng: np.random.Generator, glyph: np.ndarray, image_size: int,
     return None
 
 
-def _blend_glyph(image: np.ndarray, alpha: np.ndarray, left: int, top: int,
+def blend_glyph(image: np.ndarray, alpha: np.ndarray, left: int, top: int,
                  colour: np.ndarray) -> None:
     """Alpha-blend a tinted glyph into the image in place, clipped to it.
 
