@@ -27,13 +27,13 @@ def resolve_model_config(model: Union[str, dict], owner: str) -> ConfigDict:
     if isinstance(model, str):
         model = dict(cfg_path=model)
     if not isinstance(model, dict):
-        raise TypeError(f'DistillationDetector: {owner} must be a model dict '
+        raise TypeError(f'distillation: the {owner} must be a model dict '
                         f'or a config reference, got {type(model).__name__}.')
     model = copy.deepcopy(dict(model))
     cfg_path = model.pop('cfg_path', None)
     if cfg_path is None:
         if 'type' not in model:
-            raise ValueError(f'DistillationDetector: the {owner} dict needs a '
+            raise ValueError(f'distillation: the {owner} dict needs a '
                              '"type" or a "cfg_path".')
         return ConfigDict(model)
     try:
@@ -42,10 +42,10 @@ def resolve_model_config(model: Union[str, dict], owner: str) -> ConfigDict:
         base = Config.fromfile(path)
     except (FileNotFoundError, ModuleNotFoundError, ValueError,
             AssertionError) as err:
-        raise ValueError(f'DistillationDetector: cannot load the {owner} '
+        raise ValueError(f'distillation: cannot load the {owner} '
                          f'config "{cfg_path}": {err}') from err
     if 'model' not in base:
-        raise ValueError(f'DistillationDetector: the {owner} config '
+        raise ValueError(f'distillation: the {owner} config '
                          f'"{cfg_path}" defines no "model".')
     merged = Config(dict(model=base.model))
     merged.merge_from_dict(dict(model=model), allow_list_keys=True)
