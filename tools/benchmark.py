@@ -25,6 +25,7 @@ Examples::
     python tools/benchmark.py --demo-pairs --iters 10
 """
 import argparse
+import inspect
 import json
 import os.path as osp
 import resource
@@ -36,6 +37,7 @@ import time
 from typing import Callable, Dict, List, Optional
 
 import torch
+from mmdet.registry import MODELS as DET_MODELS
 from mmdet.structures import DetDataSample
 from mmengine.config import Config
 from mmengine.registry import MODELS, init_default_scope
@@ -52,21 +54,15 @@ CONFIG_DIR = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))),
                       'configs')
 DEMO_SHAPE, DEMO_BATCH, DEMO_BOXES = (64, 64), 8, 4
 PHASES = ('student_step', 'teacher_fwd', 'distill_step')
-# Student heads that distil inside their own loss, the plain mmdet head each
-# extends and the arguments only the distilling head takes: the student-only
-# step of LD / DKD runs the plain head.
+# Student heads that distil inside their own loss and the plain mmdet head
+# each extends: the student-only step of LD / BCKD / CrossKD / DKD runs the
+# plain head (the distilling head's own arguments dropped).
 PLAIN_HEADS = {
-    'LDGFLHead': ('GFLHead', ('loss_ld', 'loss_ld_vlr', 'loss_kd_cls',
-                              'vlr_low_ratio')),
-    'BCKDGFLHead': ('GFLHead', ('loss_bckd_cls', 'loss_bckd_bbox',
-                                'bckd_skip_levels_without_pos', 'loss_ld',
-                                'loss_ld_vlr', 'loss_kd_cls',
-                                'vlr_low_ratio')),
-    'DistillRoIHead': ('StandardRoIHead', ('distill_loss', 'distill_name')),
-    **{f'CrossKD{head}Head': (f'{head}Head', (
-        'reused_teacher_head_idx', 'loss_crosskd_cls', 'loss_crosskd_bbox',
-        'loss_crosskd_centerness')) for head in ('GFL', 'ATSS', 'FCOS',
-                                                 'Retina')},
+    'LDGFLHead': 'GFLHead',
+    'BCKDGFLHead': 'GFLHead',
+    'DistillRoIHead': 'StandardRoIHead',
+    **{f'CrossKD{head}Head': f'{head}Head'
+       for head in ('GFL', 'ATSS', 'FCOS', 'Retina')},
 }
 
 
@@ -160,11 +156,18 @@ def _make_heads_plain(student_cfg: dict) -> bool:
     for key in ('bbox_head', 'roi_head'):
         head = student_cfg.get(key)
         if head is not None and head.get('type') in PLAIN_HEADS:
-            head['type'], extra_args = PLAIN_HEADS[head['type']]
-            for arg in extra_args:
+            plain = PLAIN_HEADS[head['type']]
+            for arg in _init_args(head['type']) - _init_args(plain):
                 head.pop(arg, None)
+            head['type'] = plain
             found = True
     return found
+
+
+def _init_args(model_type: str) -> set:
+    """Names of the ``__init__`` arguments of an mmdet head type."""
+    return set(
+        inspect.signature(DET_MODELS.get(model_type).__init__).parameters)
 
 
 class PhaseTimer:
