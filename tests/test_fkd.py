@@ -8,7 +8,6 @@ import mmcv
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 pytest.importorskip('mmpretrain')
 from mmengine.config import Config  # noqa: E402

@@ -5,7 +5,6 @@ import math
 import pytest
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from mmengine.logging import MessageHub
 from mmengine.registry import MODELS
 

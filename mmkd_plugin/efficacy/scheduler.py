@@ -14,7 +14,6 @@ import multiprocessing
 import os
 import os.path as osp
 import sys
-import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Callable, Dict, List, Optional
 

@@ -15,7 +15,6 @@ the soft target of every class.
 """
 from typing import Optional, Union
 
-import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmdet.registry import MODELS

@@ -31,9 +31,7 @@ split, and the same seed gives identical pixels and byte-identical json.
 
 This module does not import mmdet.
 """
-import json
 import os
-import re
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
@@ -41,6 +39,8 @@ from PIL import Image
 
 from .drawing import (GENERATOR_VERSION, compose_scene,
                       default_digit_size_range, load_digit_glyphs)
+from .split_files import (output_paths, outputs_up_to_date,
+                          remove_stale_images, remove_stale_split, write_json)
 
 DIGIT_CLASSES: Tuple[str, ...] = tuple(str(digit) for digit in range(10))
 
@@ -48,9 +48,6 @@ DIGIT_CLASSES: Tuple[str, ...] = tuple(str(digit) for digit in range(10))
 POOL_SPLIT_SEED = 20240917
 POOL_FRACTIONS = {'train': 0.7, 'holdout': 0.1, 'val': 0.2}
 SPLIT_CODES = {'train': 0, 'val': 1, 'holdout': 2}
-IMAGE_NAME_PATTERN = re.compile(r'^\d{6}\.png$')
-
-
 def digit_category_id(digit: int) -> int:
     """Return the COCO category id of a digit (ids start at 1).
 
@@ -124,81 +121,6 @@ def build_coco_dict(split: str, records: List[Tuple[str, List[dict]]],
                 annotations=annotations, categories=categories)
 
 
-def _write_json(path: str, data: dict) -> None:
-    """Write json deterministically (sorted keys, fixed separators)."""
-    with open(path, 'w', encoding='utf-8') as file:
-        json.dump(data, file, sort_keys=True, separators=(',', ':'))
-        file.write('\n')
-
-
-def _remove_stale_images(image_dir: str, keep_count: int) -> None:
-    """Delete generated PNGs whose index is >= ``keep_count``.
-
-    Only names matching ``NNNNNN.png`` are touched.
-
-    Args:
-        image_dir (str): Split image folder.
-        keep_count (int): Number of images of the current run.
-    """
-    if not os.path.isdir(image_dir):
-        return
-    for name in os.listdir(image_dir):
-        if IMAGE_NAME_PATTERN.match(name) and int(name[:6]) >= keep_count:
-            os.remove(os.path.join(image_dir, name))
-
-
-def _output_paths(out_dir: str, split_sizes: Dict[str, int]) -> Dict[str, str]:
-    """Return the output paths of a dataset root.
-
-    Args:
-        out_dir (str): Dataset root folder.
-        split_sizes (dict[str, int]): Number of images per split.
-
-    Returns:
-        dict[str, str]: ``root``, ``meta`` and, for every split with at
-        least one image, ``<split>_ann`` and ``<split>_img_dir``.
-    """
-    paths = dict(root=out_dir, meta=os.path.join(out_dir, 'meta.json'))
-    for split, count in split_sizes.items():
-        if count > 0:
-            paths[f'{split}_ann'] = os.path.join(out_dir, 'annotations',
-                                                 f'{split}.json')
-            paths[f'{split}_img_dir'] = os.path.join(out_dir, split)
-    return paths
-
-
-def _outputs_up_to_date(paths: Dict[str, str], params: dict,
-                        split_sizes: Dict[str, int]) -> bool:
-    """Check whether an earlier run already wrote this exact dataset.
-
-    Args:
-        paths (dict[str, str]): Output paths from :func:`_output_paths`.
-        params (dict): Parameters of the requested dataset.
-        split_sizes (dict[str, int]): Number of images per split.
-
-    Returns:
-        bool: True when meta.json equals ``params`` and every json and
-        image file exists.
-    """
-    try:
-        with open(paths['meta'], encoding='utf-8') as file:
-            if json.load(file) != params:
-                return False
-    except (OSError, ValueError):
-        return False
-    for split, count in split_sizes.items():
-        if count == 0:
-            continue
-        if not os.path.isfile(paths[f'{split}_ann']):
-            return False
-        image_dir = paths[f'{split}_img_dir']
-        if not all(
-                os.path.isfile(os.path.join(image_dir, f'{index:06d}.png'))
-                for index in range(count)):
-            return False
-    return True
-
-
 def generate_split(split: str, count: int, seed: int, out_dir: str,
                    glyphs: np.ndarray, labels: np.ndarray, pool: np.ndarray,
                    image_size: int, num_digits_range: Tuple[int, int],
@@ -222,7 +144,7 @@ def generate_split(split: str, count: int, seed: int, out_dir: str,
     """
     image_dir = os.path.join(out_dir, split)
     os.makedirs(image_dir, exist_ok=True)
-    _remove_stale_images(image_dir, count)
+    remove_stale_images(image_dir, count)
     records = []
     for index in range(count):
         rng = np.random.default_rng([seed, SPLIT_CODES[split], index])
@@ -234,7 +156,7 @@ def generate_split(split: str, count: int, seed: int, out_dir: str,
             os.path.join(image_dir, file_name))
         records.append((file_name, objects))
     coco = build_coco_dict(split, records, image_size, params)
-    _write_json(os.path.join(out_dir, 'annotations', f'{split}.json'), coco)
+    write_json(os.path.join(out_dir, 'annotations', f'{split}.json'), coco)
 
 
 def generate_digit_scenes(out_dir: str,
@@ -285,8 +207,8 @@ def generate_digit_scenes(out_dir: str,
                   digit_size_range=list(digit_size_range),
                   max_iou=max_iou, pool_split_seed=POOL_SPLIT_SEED)
     out_dir = os.fspath(out_dir)
-    paths = _output_paths(out_dir, split_sizes)
-    if _outputs_up_to_date(paths, params, split_sizes):
+    paths = output_paths(out_dir, split_sizes, 'json')
+    if outputs_up_to_date(paths, params, split_sizes):
         return paths
 
     if os.path.exists(paths['meta']):
@@ -300,14 +222,7 @@ def generate_digit_scenes(out_dir: str,
                            pools[split], image_size, (min_digits, max_digits),
                            digit_size_range, max_iou, params)
         else:
-            _remove_stale_split(out_dir, split)
-    _write_json(paths['meta'], params)
+            remove_stale_split(out_dir, split, 'json')
+    write_json(paths['meta'], params)
     return paths
 
-
-def _remove_stale_split(out_dir: str, split: str) -> None:
-    """Remove a split's json and generated PNGs left by an earlier run."""
-    ann_path = os.path.join(out_dir, 'annotations', f'{split}.json')
-    if os.path.isfile(ann_path):
-        os.remove(ann_path)
-    _remove_stale_images(os.path.join(out_dir, split), 0)

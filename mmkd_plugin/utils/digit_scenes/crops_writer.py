@@ -35,7 +35,6 @@ same seed gives identical bytes, and image ``i`` does not depend on the
 size of any split. Holdout mirrors val (its own glyph pool) and is meant
 for choosing settings. This module imports neither mmdet nor mmpretrain.
 """
-import json
 import os
 from dataclasses import asdict, dataclass
 from typing import Dict, Tuple
@@ -44,11 +43,12 @@ import numpy as np
 from PIL import Image
 
 from .coco_writer import (DIGIT_CLASSES, POOL_SPLIT_SEED, SPLIT_CODES,
-                          _remove_stale_images, _write_json,
                           split_source_pools)
 from .drawing import (GENERATOR_VERSION, blend_glyph, ink_extent,
                       load_digit_glyphs, pick_digit_colour,
                       render_background, render_glyph_alpha, render_strokes)
+from .split_files import (output_paths, outputs_up_to_date,
+                          remove_stale_images, remove_stale_split, write_json)
 
 # Bump when the crop composition changes so that outputs are regenerated.
 CROPS_VERSION = 1
@@ -200,7 +200,7 @@ def _write_split(split: str, count: int, seed: int, out_dir: str,
     """Render and write the images and the annotation file of a split."""
     image_dir = os.path.join(out_dir, split)
     os.makedirs(image_dir, exist_ok=True)
-    _remove_stale_images(image_dir, count)
+    remove_stale_images(image_dir, count)
     lines = []
     for index in range(count):
         rng = np.random.default_rng([seed, SPLIT_CODES[split], index])
@@ -213,42 +213,6 @@ def _write_split(split: str, count: int, seed: int, out_dir: str,
     with open(os.path.join(out_dir, 'annotations', f'{split}.txt'), 'w',
               encoding='utf-8') as file:
         file.writelines(lines)
-
-
-def _output_paths(out_dir: str,
-                  split_sizes: Dict[str, int]) -> Dict[str, str]:
-    """``root``, ``meta``, ``classes`` and, per non-empty split,
-    ``<split>_ann`` and ``<split>_img_dir``."""
-    paths = dict(root=out_dir, meta=os.path.join(out_dir, 'meta.json'),
-                 classes=os.path.join(out_dir, 'classes.txt'))
-    for split, count in split_sizes.items():
-        if count > 0:
-            paths[f'{split}_ann'] = os.path.join(out_dir, 'annotations',
-                                                 f'{split}.txt')
-            paths[f'{split}_img_dir'] = os.path.join(out_dir, split)
-    return paths
-
-
-def _outputs_up_to_date(paths: Dict[str, str], params: dict,
-                        split_sizes: Dict[str, int]) -> bool:
-    """True when meta.json equals ``params`` and every file exists."""
-    try:
-        with open(paths['meta'], encoding='utf-8') as file:
-            if json.load(file) != params:
-                return False
-    except (OSError, ValueError):
-        return False
-    if not os.path.isfile(paths['classes']):
-        return False
-    for split, count in split_sizes.items():
-        if count == 0:
-            continue
-        image_dir = paths[f'{split}_img_dir']
-        if not os.path.isfile(paths[f'{split}_ann']) or not all(
-                os.path.isfile(os.path.join(image_dir, f'{index:06d}.png'))
-                for index in range(count)):
-            return False
-    return True
 
 
 def _check_sizes(split_sizes: Dict[str, int], image_size: int) -> None:
@@ -304,8 +268,9 @@ def generate_digit_crops(out_dir: str,
                   **{key: list(value) if isinstance(value, tuple) else value
                      for key, value in asdict(difficulty).items()})
     out_dir = os.fspath(out_dir)
-    paths = _output_paths(out_dir, split_sizes)
-    if _outputs_up_to_date(paths, params, split_sizes):
+    paths = output_paths(out_dir, split_sizes, 'txt',
+                         extra_files=('classes.txt', ))
+    if outputs_up_to_date(paths, params, split_sizes):
         return paths
 
     if os.path.exists(paths['meta']):
@@ -320,14 +285,7 @@ def generate_digit_crops(out_dir: str,
             _write_split(split, count, seed, out_dir, glyphs, labels,
                          pools[split], image_size, difficulty)
         else:
-            _remove_stale_split(out_dir, split)
-    _write_json(paths['meta'], params)
+            remove_stale_split(out_dir, split, 'txt')
+    write_json(paths['meta'], params)
     return paths
 
-
-def _remove_stale_split(out_dir: str, split: str) -> None:
-    """Remove a split's annotation file and PNGs of an earlier run."""
-    ann_path = os.path.join(out_dir, 'annotations', f'{split}.txt')
-    if os.path.isfile(ann_path):
-        os.remove(ann_path)
-    _remove_stale_images(os.path.join(out_dir, split), 0)
