@@ -8,6 +8,7 @@ import os.path as osp
 import sys
 
 import pytest
+from mmengine.registry import DefaultScope
 
 from .conftest import CONFIG_DIR, REPO_ROOT
 
@@ -25,6 +26,7 @@ TINY = ['--shape', '64', '64', '--batch', '2', '--boxes', '2', '--iters',
     ('classification/dist_r34_r18_in1k.py', None),
 ])
 def test_benchmark_writes_medians(tmp_path, config, plain_head, capsys):
+    scope = DefaultScope.get_current_instance().scope_name
     out = tmp_path / 'bench.json'
     benchmark.main([osp.join(CONFIG_DIR, config), *TINY, '--device', 'cpu',
                     '--json-out', str(out)])
@@ -37,6 +39,9 @@ def test_benchmark_writes_medians(tmp_path, config, plain_head, capsys):
 
     model, student = benchmark.build_model(osp.join(CONFIG_DIR, config),
                                            'cpu')
+    # A classifier config must not leave mmpretrain as the default scope of
+    # the process (later mmdet builds would look in its registries).
+    assert DefaultScope.get_current_instance().scope_name == scope
     if plain_head is None:
         assert student is model.student
     else:

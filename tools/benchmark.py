@@ -40,7 +40,7 @@ import torch
 from mmdet.registry import MODELS as DET_MODELS
 from mmdet.structures import DetDataSample
 from mmengine.config import Config
-from mmengine.registry import MODELS, init_default_scope
+from mmengine.registry import MODELS, DefaultScope
 from mmengine.structures import InstanceData
 from mmpretrain.structures import DataSample
 
@@ -127,9 +127,15 @@ def synthetic_batch(args: argparse.Namespace, num_classes: int,
 def build_model(config: str, device: str, teacher_autocast=None):
     """The config's distillation model (detector or classifier) with random
     weights, offline, and the plain student it trains (its own module unless
-    a student head distils inside its loss)."""
+    a student head distils inside its loss). Built in the config's default
+    scope, which is left as it was."""
     cfg = Config.fromfile(config)
-    init_default_scope(cfg.get('default_scope', 'mmdet'))
+    with DefaultScope.overwrite_default_scope(
+            cfg.get('default_scope', 'mmdet')):
+        return _build_model(cfg, device, teacher_autocast)
+
+
+def _build_model(cfg: Config, device: str, teacher_autocast=None):
     for part in ('student', 'teacher'):
         part_cfg = cfg.model[part]
         if isinstance(part_cfg, str):
