@@ -1,8 +1,12 @@
 # Copyright (c) mmkd_plugin contributors.
-"""mmkd_plugin: knowledge distillation for MMDetection 3.x detectors.
+"""mmkd_plugin: knowledge distillation for MMDetection 3.x detectors and
+mmpretrain classifiers.
 
-Importing the package registers its detectors and losses in mmdet's
-registries (use ``custom_imports=dict(imports=['mmkd_plugin'])``), lets
+Importing the package registers its components (use
+``custom_imports=dict(imports=['mmkd_plugin'])``): the detector wrapper,
+heads and detection hooks in mmdet's registries, the classifier wrapper
+and FKD's transforms in mmpretrain's, the losses both tasks share in
+mmengine's root registry. It also lets
 ``torch.load(weights_only=True)`` read mmengine checkpoints, and teaches
 mmengine's config loader the ``mmkd_plugin::`` prefix.
 """
