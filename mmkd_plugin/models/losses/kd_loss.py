@@ -60,6 +60,22 @@ def check_logits(name: str, student_logits: Tensor,
             f'{tuple(teacher_logits.shape)}.')
 
 
+def check_labels(name: str, labels: Tensor, logits: Tensor) -> None:
+    """Raise a ValueError naming the shapes unless ``labels`` are (B, )
+    integer classes in [0, C) for logits of shape (B, C)."""
+    num_samples, num_classes = logits.shape
+    if labels.shape != (num_samples, ) or labels.is_floating_point():
+        raise ValueError(
+            f'{name} expects integer labels of shape {(num_samples, )} for '
+            f'logits of shape {tuple(logits.shape)}, got '
+            f'{labels.dtype} labels of shape {tuple(labels.shape)}.')
+    if num_samples and (labels.min() < 0 or labels.max() >= num_classes):
+        raise ValueError(
+            f'{name}: labels must lie in [0, {num_classes}) for logits of '
+            f'shape {tuple(logits.shape)}, got [{int(labels.min())}, '
+            f'{int(labels.max())}].')
+
+
 def call_temperature(name: str, temperature: Tensor, num_samples: int,
                      dtype: torch.dtype) -> Tensor:
     """A per-call temperature, shaped to divide (B, C) logits.

@@ -14,28 +14,12 @@ import torch.nn.functional as F
 from mmengine.registry import MODELS
 from torch import Tensor
 
-from .kd_loss import check_logits
+from .kd_loss import check_labels, check_logits
 from .precision import full_precision
 
 # Added to the teacher's hard cross-entropy in the weight's denominator, as
 # in the reference implementation.
 WEIGHT_EPS = 1e-7
-
-
-def check_labels(name: str, labels: Tensor, logits: Tensor) -> None:
-    """Raise a ValueError naming the shapes unless ``labels`` are (B, )
-    integer classes in [0, C) for logits of shape (B, C)."""
-    num_samples, num_classes = logits.shape
-    if labels.shape != (num_samples, ) or labels.is_floating_point():
-        raise ValueError(
-            f'{name} expects integer labels of shape {(num_samples, )} for '
-            f'logits of shape {tuple(logits.shape)}, got '
-            f'{labels.dtype} labels of shape {tuple(labels.shape)}.')
-    if num_samples and (labels.min() < 0 or labels.max() >= num_classes):
-        raise ValueError(
-            f'{name}: labels must lie in [0, {num_classes}) for logits of '
-            f'shape {tuple(logits.shape)}, got [{int(labels.min())}, '
-            f'{int(labels.max())}].')
 
 
 @MODELS.register_module()
