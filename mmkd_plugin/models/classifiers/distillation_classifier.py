@@ -11,6 +11,9 @@ from torch import Tensor
 
 from ..distillers import BaseDistiller
 
+# The student head's own loss in the wrapper's loss dict.
+STUDENT_LOSS_KEY = 'loss_cls'
+
 
 @MODELS.register_module()
 class DistillationClassifier(BaseDistiller, BaseClassifier):
@@ -84,10 +87,15 @@ class DistillationClassifier(BaseDistiller, BaseClassifier):
 
     def _student_losses(self, batch_inputs: Tensor,
                         data_samples: list) -> Dict[str, Tensor]:
-        """The student head's losses, times ``student_loss_weight``."""
+        """The student head's losses, times ``student_loss_weight``.
+
+        mmpretrain's heads return their loss under ``'loss'``, the key
+        mmengine logs the summed total under (the head's value would
+        replace the total in the log), so it is renamed ``'loss_cls'``.
+        """
         losses = self.student.loss(batch_inputs, data_samples)
-        if self.student_loss_weight == 1.0:
-            return losses
+        if 'loss' in losses:
+            losses[STUDENT_LOSS_KEY] = losses.pop('loss')
         return {
             key: value * self.student_loss_weight if 'loss' in key else value
             for key, value in losses.items()
