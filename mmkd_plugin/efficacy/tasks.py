@@ -167,9 +167,10 @@ def coco_percent(metrics: Dict[str, float]) -> Dict[str, float]:
 def crops_schedule_options(iters: int) -> Dict:
     """Config options that turn the digit-crops configs' epoch schedule
     (one cosine from the optimizer's lr to 0 over ``max_epochs``) into
-    ``iters`` iterations: mmengine's iteration-based loop and the same
-    cosine over the iterations, one final checkpoint ``iter_<iters>.pth``;
-    validation during training is off (the run is evaluated after it).
+    ``iters`` iterations: mmengine's iteration-based loop (with an
+    infinite sampler, as the detection configs) and the same cosine over the
+    iterations, one final checkpoint ``iter_<iters>.pth``; validation
+    during training is off (the run is evaluated after it).
 
     Epoch schedules inside losses (DKD's warm-up) do not advance under an
     iteration-based loop: they sit at epoch 1 (``current_epoch``).
@@ -177,6 +178,7 @@ def crops_schedule_options(iters: int) -> Dict:
     return {
         'train_cfg': dict(_delete_=True, type='IterBasedTrainLoop',
                           max_iters=iters, val_interval=iters + 1),
+        'train_dataloader.sampler.type': 'InfiniteSampler',
         'param_scheduler': [dict(type='CosineAnnealingLR', by_epoch=False,
                                  begin=0, end=iters, T_max=iters)],
         'default_hooks.checkpoint.by_epoch': False,
