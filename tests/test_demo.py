@@ -282,6 +282,23 @@ def test_a_mix_of_tasks_is_refused(capsys):
         assert message in capsys.readouterr().err
 
 
+def test_crop_variant_defaults_are_make_digit_crops_defaults():
+    """The classification demo's default dataset is the one
+    tools/make_digit_crops.py writes by default (the pilot's)."""
+    from mmkd_plugin.efficacy.tasks import CropVariant
+    sys.path.insert(0, osp.dirname(DEMO))
+    try:
+        import make_digit_crops
+    finally:
+        sys.path.pop(0)
+    args = make_digit_crops.parse_args([])
+    variant = CropVariant()
+    assert (args.num_train, args.num_val, args.num_holdout) == \
+        variant.sizes
+    assert (args.image_size, args.seed) == (variant.image_size,
+                                            variant.seed)
+
+
 @pytest.fixture(scope='module')
 def tiny_crops(tmp_path_factory):
     """A digit-crops dataset of 12 train and 8 val images."""
