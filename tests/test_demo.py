@@ -1,8 +1,10 @@
 # Copyright (c) mmkd_plugin contributors.
 """The efficacy benchmark behind tools/demo.py: its statistics, its plan,
 its run cache, the init-only control, and one tiny end-to-end run that is
-then continued from its cache."""
+then continued from its cache; the classification task's plan, its
+iteration schedule and one tiny end-to-end run."""
 import json
+import math
 import os
 import os.path as osp
 import statistics
@@ -207,3 +209,164 @@ def test_demo_trains_reports_and_continues_from_its_cache(tmp_path):
 
     log3 = run_demo(tmp_path, '--splits', 'val', 'holdout')
     assert 'reused finished runs: ' + ', '.join(names) in log3
+
+
+# -------------------------------------------------------- classification
+def test_method_and_family_names_are_unique_across_tasks():
+    """A method names its task, and a family its runs' names."""
+    from mmkd_plugin.efficacy.tasks import TASKS
+    methods = [m for task in TASKS.values() for m in task.methods]
+    families = [f for task in TASKS.values() for f in task.families]
+    assert len(set(methods)) == len(methods)
+    assert len(set(families)) == len(families)
+    assert {'cls-kd', 'cls-dkd', 'cls-dist'} <= set(
+        TASKS['classification'].methods)
+
+
+def test_every_classification_method_config_uses_its_family_models():
+    from mmengine.config import Config
+
+    from mmkd_plugin.efficacy.tasks import CLASSIFICATION as task
+    for method, spec in task.methods.items():
+        family = task.families[spec['family']]
+        model = Config.fromfile(osp.join(CONFIG_DIR, task.config_dir,
+                                         spec['config'])).model
+        prefix = f'mmkd_plugin::{task.config_dir}/'
+        assert model.teacher.cfg_path == prefix + family['teacher'], method
+        assert model.student.cfg_path == prefix + family['baseline'], method
+
+
+def test_plan_of_the_classification_runs():
+    specs = plan_runs(['cls-kd', 'cls-dist'], [0, 1], 100, CONFIG_DIR)
+    assert [spec.name for spec in specs] == [
+        'resnet18_teacher', 'resnet18_baseline', 'resnet18_baseline_2x',
+        'resnet18_baseline_seed1', 'cls-kd', 'cls-kd_seed1', 'cls-dist',
+        'cls-dist_seed1']
+    by_name = {spec.name: spec for spec in specs}
+    assert all(spec.task == 'classification' for spec in specs)
+    digits = osp.join(CONFIG_DIR, 'classification', 'digits')
+    assert by_name['resnet18_teacher'].config == osp.join(
+        digits, 'resnet18_digits.py')
+    assert by_name['resnet18_baseline_seed1'].config == osp.join(
+        digits, 'resnet18-w4_digits.py')
+    assert by_name['resnet18_baseline_2x'].iters == 200
+    assert by_name['cls-dist_seed1'].config == osp.join(
+        digits, 'dist_resnet18_resnet18-w4_digits.py')
+    assert by_name['cls-kd_seed1'].teacher == 'resnet18_teacher'
+    assert by_name['cls-kd_seed1'].role == 'distilled'
+    assert plan_runs(['fgd'], [0], 100, CONFIG_DIR)[0].task == 'detection'
+
+
+def test_a_mix_of_tasks_is_refused(capsys):
+    with pytest.raises(ValueError, match='mix tasks .*detection: kd; '
+                       'classification: cls-kd'):
+        plan_runs(['kd', 'cls-kd'], [0], 100, CONFIG_DIR)
+    sys.path.insert(0, osp.dirname(DEMO))
+    try:
+        import demo
+    finally:
+        sys.path.pop(0)
+    args = demo.parse_args(['--methods', 'cls-dist', 'cls-kd'])
+    assert args.task.name == 'classification'
+    assert args.variant.folder_name() == 'crops_seed0_32px_10000-2000-2000'
+    assert demo.parse_args(['--task', 'classification']).methods == ['cls-kd']
+    assert demo.parse_args([]).methods == ['cwd']
+    for argv, message in (
+            (['--methods', 'kd', 'cls-kd'], 'the methods mix tasks'),
+            (['--task', 'detection', '--methods', 'cls-kd'],
+             'are classification methods'),
+            (['--methods', 'cls-kd', '--digits', '1', '3'],
+             '--digits does not apply to the classification task')):
+        with pytest.raises(SystemExit):
+            demo.parse_args(argv)
+        assert message in capsys.readouterr().err
+
+
+def test_crop_variant_defaults_are_make_digit_crops_defaults():
+    """The classification demo's default dataset is the one
+    tools/make_digit_crops.py writes by default (the pilot's)."""
+    from mmkd_plugin.efficacy.tasks import CropVariant
+    sys.path.insert(0, osp.dirname(DEMO))
+    try:
+        import make_digit_crops
+    finally:
+        sys.path.pop(0)
+    args = make_digit_crops.parse_args([])
+    variant = CropVariant()
+    assert (args.num_train, args.num_val, args.num_holdout) == \
+        variant.sizes
+    assert (args.image_size, args.seed) == (variant.image_size,
+                                            variant.seed)
+
+
+@pytest.fixture(scope='module')
+def tiny_crops(tmp_path_factory):
+    """A digit-crops dataset of 12 train and 8 val images."""
+    from mmkd_plugin.efficacy.tasks import CropVariant
+    return CropVariant(sizes=(12, 8, 0)).generate(
+        str(tmp_path_factory.mktemp('crops')))
+
+
+def test_classification_schedule_is_a_cosine_over_the_iterations(
+        tmp_path, tiny_crops):
+    """The epoch-based digits config runs as an iteration-based loop of
+    ``iters`` iterations whose lr falls as a cosine from the config's lr
+    towards 0 over them (iteration k at lr0 (1 + cos(pi k / iters)) / 2),
+    and leaves ``iter_<iters>.pth``."""
+    from mmengine.runner import Runner
+    data_root, meta = tiny_crops
+    spec = RunSpec('baseline', osp.join(CONFIG_DIR, 'classification',
+                                        'digits', 'resnet18-w4_digits.py'),
+                   0, 4, options={'train_dataloader.batch_size': 4},
+                   task='classification')
+    cfg = load_config(spec, data_root, str(tmp_path), None)
+    assert cfg.train_dataloader.dataset.data_root.rstrip('/') == data_root
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    lrs = list(runner.message_hub.get_scalar('train/lr').data[0])
+    base_lr = cfg.optim_wrapper.optimizer.lr
+    expected = [base_lr * (1 + math.cos(math.pi * k / 4)) / 2
+                for k in range(4)]
+    assert lrs == pytest.approx(expected, rel=1e-6)
+    assert runner.iter == 4
+    assert (tmp_path / 'baseline' / 'iter_4.pth').is_file()
+
+
+def test_demo_runs_the_classification_family(tmp_path):
+    """Teacher, baseline and KD at 2 iterations on 12 crops: the table and
+    results.json report top-1 accuracy on the 8 val images."""
+    args = [sys.executable, DEMO, '--methods', 'cls-kd', '--seeds', '0',
+            '--iters', '2', '--dataset-size', '12', '8', '0',
+            '--batch-size', '4', '--convergence-seeds', '--data-root',
+            'data', '--work-dir', 'work']
+    env = dict(os.environ, PYTHONUNBUFFERED='1', OMP_NUM_THREADS='1')
+    # Only against a hung run, never a bound on speed.
+    proc = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=3600)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-6000:]
+    (work, ) = list((tmp_path / 'work').iterdir())
+    assert work.name == 'crops_seed0_32px_12-8-0'
+    names = ['resnet18_teacher', 'resnet18_baseline', 'cls-kd']
+    for name in names:
+        assert f'{name}: started' in log
+        assert (work / name / 'iter_2.pth').is_file()
+    assert 'loss_kd' in (work / 'cls-kd' / 'console.log').read_text()
+    assert (work / 'top1.png').read_bytes()[:8] == PNG_MAGIC
+    results = json.loads((work / 'results.json').read_text())
+    assert results['settings']['task'] == 'classification'
+    assert results['units'] == 'top-1 accuracy, percent'
+    runs = {run['name']: run for run in results['runs']}
+    assert list(runs) == names
+    assert runs['cls-kd']['teacher'] == 'resnet18_teacher'
+    table = (work / 'table.md').read_text()
+    assert 'top-1 accuracy (%) on the val split' in table
+    assert '| val top-1 |' in table
+    for name in names:
+        top1 = runs[name]['metrics']['val']['top1']
+        # 8 val images: a whole number of them right, in percent.
+        assert top1 * 8 / 100 == pytest.approx(round(top1 * 8 / 100))
+        assert 0 <= top1 <= 100
+        row = next(line for line in table.splitlines()
+                   if line.startswith(f'| {name} |'))
+        assert f'| {top1:.1f} | {top1:.1f} |' in row

@@ -1,11 +1,15 @@
 # Copyright (c) mmkd_plugin contributors.
-"""The efficacy benchmark on the generated digit scenes (`make demo`).
+"""The efficacy benchmark on the generated digit datasets (`make demo`).
 
-Trains, per detector family, a teacher and a narrower student baseline on
+Trains, per model family, a teacher and a narrower student baseline on
 the same data and schedule, then each chosen method's distilled student,
-for every seed, and reports the mAP table (mean ± std over the seeds, gain,
+for every seed, and reports the table (mean ± std over the seeds, gain,
 share of the teacher-student gap recovered, paired per-seed differences
-with the baseline and with the init-only control) and a chart.
+with the baseline and with the init-only control) and a chart. Two tasks
+(mmkd_plugin/efficacy/tasks.py), one per run of this script, picked by the
+methods or by ``--task``: detection on the digit scenes (COCO bbox mAP; the
+default) and classification on the digit crops (top-1 accuracy; methods
+``cls-kd``, ``cls-dkd``, ``cls-dist``).
 
 Every run trains in-process with mmengine's ``Runner``, on ``--jobs``
 worker processes, and is cached in ``<work-dir>/<variant>/<run>/``: a
@@ -20,13 +24,15 @@ Examples::
         --convergence-seeds 0 1 2                # the full table
     python tools/demo.py --methods all --data-seed 1 --digits 3 6
     python tools/demo.py --methods fgd --splits holdout   # tuning
+    python tools/demo.py --methods cls-kd cls-dist    # classification
+    python tools/demo.py --task classification --methods all
 """
 import argparse
 import os
 import os.path as osp
 import sys
 import time
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 _START = time.perf_counter()  # the wall time includes the imports
 
@@ -35,25 +41,39 @@ try:
     import mmkd_plugin  # noqa: F401
 except ImportError:  # not installed: run from a source checkout
     sys.path.insert(0, REPO_ROOT)
-from mmkd_plugin.efficacy.proxy import METHODS, DataVariant, plan_runs
-from mmkd_plugin.efficacy.report import markdown_table, plot_map
+from mmkd_plugin.efficacy.proxy import plan_runs
+from mmkd_plugin.efficacy.report import markdown_table, plot_scores
 from mmkd_plugin.efficacy.results import groups_of, write_results
 from mmkd_plugin.efficacy.scheduler import run_all
+from mmkd_plugin.efficacy.tasks import (TASKS, Task, all_methods,
+                                        task_of_methods)
 
-DEMO_METHODS = ['cwd']
+DEFAULT_TASK = 'detection'
 DEMO_SEEDS = [0, 1]
 DEFAULT_ITERS = 1500
+# The dataset-variant options: the variant field each sets. A task takes
+# those its variant has (tasks.DataVariant, tasks.CropVariant).
+VARIANT_FLAGS = {'data_seed': 'seed', 'image_size': 'image_size',
+                 'digits': 'digits', 'digit_size': 'digit_size',
+                 'dataset_size': 'sizes'}
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     """Parse the command line."""
     parser = argparse.ArgumentParser(
         description='Distillation efficacy benchmark on the generated '
-        'digit scenes: teacher, converged student baseline and distilled '
-        'students over several seeds.')
-    parser.add_argument('--methods', nargs='+', default=DEMO_METHODS,
-                        choices=[*METHODS, 'all'],
-                        help=f'default: {" ".join(DEMO_METHODS)}')
+        'digit scenes (detection) or digit crops (classification): '
+        'teacher, converged student baseline and distilled students over '
+        'several seeds.')
+    parser.add_argument('--task', choices=list(TASKS), default=None,
+                        help='default: the task of --methods, '
+                        f'{DEFAULT_TASK} without them')
+    parser.add_argument('--methods', nargs='+', default=None,
+                        choices=[*all_methods(), 'all'],
+                        help='methods of one task; all: every method of the '
+                        'task. Default: ' + '; '.join(
+                            f'{" ".join(task.demo_methods)} ({name})'
+                            for name, task in TASKS.items()))
     parser.add_argument('--seeds', nargs='+', type=int, default=DEMO_SEEDS,
                         help='student training seeds (default 0 1 2)')
     parser.add_argument('--iters', type=int, default=DEFAULT_ITERS,
@@ -70,18 +90,24 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         choices=['val', 'holdout'],
                         help='splits to evaluate; the first is reported. '
                         'Choose settings on holdout only (default val)')
-    variant = parser.add_argument_group('dataset variant')
-    variant.add_argument('--data-seed', type=int, default=0)
-    variant.add_argument('--image-size', type=int, default=64)
-    variant.add_argument('--digits', nargs=2, type=int, default=[2, 5],
-                         metavar=('MIN', 'MAX'), help='digits per image')
+    variant = parser.add_argument_group(
+        'dataset variant', 'defaults: those of the task\'s variant; '
+        '--digits and --digit-size apply to detection only')
+    variant.add_argument('--data-seed', type=int, default=None,
+                         help='generator seed (default 0)')
+    variant.add_argument('--image-size', type=int, default=None,
+                         help='default 64 (detection), 32 (classification)')
+    variant.add_argument('--digits', nargs=2, type=int, default=None,
+                         metavar=('MIN', 'MAX'),
+                         help='digits per image (default 2 5)')
     variant.add_argument('--digit-size', nargs=2, type=int, default=None,
                          metavar=('MIN', 'MAX'),
                          help='glyph height range in px (default: 12-48 '
                          'at 128 px, scaled to the image size)')
-    variant.add_argument('--dataset-size', nargs=3, type=int,
-                         default=[2000, 1000, 1000],
-                         metavar=('TRAIN', 'VAL', 'HOLDOUT'))
+    variant.add_argument('--dataset-size', nargs=3, type=int, default=None,
+                         metavar=('TRAIN', 'VAL', 'HOLDOUT'),
+                         help='default 2000 1000 1000 (detection), 10000 '
+                         '2000 2000 (classification)')
     parser.add_argument('--data-root', default='data/demo',
                         help='datasets are generated in a folder per '
                         'variant under it (default data/demo)')
@@ -95,17 +121,67 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--batch-size', type=int, default=None,
                         help='training batch size (default: the configs\')')
     args = parser.parse_args(argv)
-    if 'all' in args.methods:
-        args.methods = list(METHODS)
-    args.methods = list(dict.fromkeys(args.methods))
+    try:
+        args.task, args.methods = choose_task(args.task, args.methods)
+    except ValueError as error:
+        parser.error(str(error))
     args.seeds = list(dict.fromkeys(args.seeds))
     if args.iters < 1 or args.jobs < 1 or args.threads < 1:
         parser.error('--iters, --jobs and --threads must be >= 1')
-    if min(args.dataset_size[:2]) < 1 or args.dataset_size[2] < 0:
+    args.variant = make_variant(parser, args)
+    sizes = args.variant.sizes
+    if min(sizes[:2]) < 1 or sizes[2] < 0:
         parser.error('--dataset-size needs at least 1 train and 1 val image')
-    if 'holdout' in args.splits and args.dataset_size[2] < 1:
+    if 'holdout' in args.splits and sizes[2] < 1:
         parser.error('--splits holdout needs holdout images')
     return args
+
+
+def choose_task(task_name: Optional[str],
+                methods: Optional[List[str]]) -> Tuple[Task, List[str]]:
+    """The task and the methods to run.
+
+    Args:
+        task_name (str, optional): ``--task``.
+        methods (list[str], optional): ``--methods``; ``'all'`` stands for
+            every method of the task.
+
+    Returns:
+        tuple[Task, list[str]]: The task and its methods, each once.
+
+    Raises:
+        ValueError: If the methods belong to more than one task, or to
+            another task than ``task_name``.
+    """
+    named = list(dict.fromkeys(m for m in methods or [] if m != 'all'))
+    if named:
+        task = task_of_methods(named)
+        if task_name is not None and task.name != task_name:
+            raise ValueError(f'--task {task_name}: the methods '
+                             f'{" ".join(named)} are {task.name} methods')
+    else:
+        task = TASKS[task_name or DEFAULT_TASK]
+    if methods is None:
+        return task, list(task.demo_methods)
+    if 'all' in methods:
+        return task, list(task.methods)
+    return task, named
+
+
+def make_variant(parser: argparse.ArgumentParser, args: argparse.Namespace):
+    """The task's dataset variant with the variant options given; an option
+    its variant does not have is a command-line error."""
+    fields = args.task.variant_fields()
+    options = {}
+    for flag, name in VARIANT_FLAGS.items():
+        value = getattr(args, flag)
+        if value is None:
+            continue
+        if name not in fields:
+            parser.error(f'--{flag.replace("_", "-")} does not apply to the '
+                         f'{args.task.name} task')
+        options[name] = tuple(value) if isinstance(value, list) else value
+    return args.task.variant_type(**options)
 
 
 class Clock:
@@ -120,11 +196,7 @@ class Clock:
 def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
     clock = Clock()
-    variant = DataVariant(seed=args.data_seed, image_size=args.image_size,
-                          digits=tuple(args.digits),
-                          digit_size=tuple(args.digit_size)
-                          if args.digit_size else None,
-                          sizes=tuple(args.dataset_size))
+    task, variant = args.task, args.variant
     work_dir = osp.abspath(osp.join(args.work_dir, variant.folder_name()))
     os.makedirs(work_dir, exist_ok=True)
     clock.log(f'dataset variant {variant.folder_name()}: generating or '
@@ -145,23 +217,26 @@ def main(argv: Optional[List[str]] = None) -> None:
     split = args.splits[0]
     groups = groups_of(specs, results, split)
     wall = time.perf_counter() - _START
-    title = (f'digit scenes {variant.folder_name()}, {args.iters} iters, '
-             f'seeds {" ".join(map(str, args.seeds))}')
-    header = (f'{title}. COCO bbox mAP (%) on the {split} split, mean ± '
-              'sample std over the seeds; gap recovered = (distilled - '
-              'baseline) / (teacher - baseline); paired = per-seed '
-              'differences, ✓ where their mean exceeds twice their std. '
-              f'Wall time {wall / 60:.0f} min on {os.cpu_count()} CPU cores '
-              f'({args.jobs} jobs x {args.threads} threads).')
-    table = markdown_table(groups, split)
+    title = (f'{task.data_name} {variant.folder_name()}, {args.iters} '
+             f'iters, seeds {" ".join(map(str, args.seeds))}')
+    header = (f'{title}. {task.metric_label} (%) on the {split} split, '
+              'mean ± sample std over the seeds; gap recovered = '
+              '(distilled - baseline) / (teacher - baseline); paired = '
+              'per-seed differences, ✓ where their mean exceeds twice '
+              f'their std. Wall time {wall / 60:.0f} min on '
+              f'{os.cpu_count()} CPU cores ({args.jobs} jobs x '
+              f'{args.threads} threads).')
+    table = markdown_table(groups, split, task.score_name)
     write_results(work_dir, args, variant, dataset_meta, specs, results,
                   table, header, wall)
-    plot_map(groups, osp.join(work_dir, 'map.png'), title, split)
+    plot_scores(groups, osp.join(work_dir, task.chart_file), title, split,
+                task.axis_label)
     print('\n' + header + '\n\n' + table)
     reused = [name for name, result in results.items() if result['cached']]
     if reused:
         clock.log(f'reused finished runs: {", ".join(reused)}')
-    clock.log(f'wrote table.md, results.json and map.png to {work_dir}')
+    clock.log(f'wrote table.md, results.json and {task.chart_file} to '
+              f'{work_dir}')
     clock.log(f'total wall time {wall / 60:.1f} min')
 
 

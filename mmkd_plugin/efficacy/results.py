@@ -4,14 +4,13 @@ import argparse
 import os.path as osp
 from typing import Dict, List
 
-from .proxy import FAMILIES, METHODS, DataVariant
 from .report import Group
 from .runs import RunSpec, write_json
 
 
 def describe(spec: RunSpec) -> str:
     """What a row trains, in words."""
-    family = FAMILIES[spec.family]
+    family = spec.task_spec().families[spec.family]
     if spec.role == 'teacher':
         return family['teacher_model'] + ' (teacher)'
     student = family['student_model']
@@ -27,7 +26,8 @@ def describe(spec: RunSpec) -> str:
 
 def groups_of(specs: List[RunSpec], results: Dict[str, dict],
               split: str) -> List[Group]:
-    """The table rows, in run order, with each seed's mAP on ``split``.
+    """The table rows, in run order, with each seed's score (its task's
+    ``score_key``) on ``split``.
 
     A distilled row names its init-only control when the plan has one.
     """
@@ -40,16 +40,23 @@ def groups_of(specs: List[RunSpec], results: Dict[str, dict],
                 spec.group, spec.family, spec.role, describe(spec),
                 control=control if spec.role == 'distilled' and any(
                     s.group == control for s in specs) else None)
-        group.maps[spec.seed] = results[spec.name]['metrics'][split]['mAP']
+        group.scores[spec.seed] = \
+            results[spec.name]['metrics'][split][spec.task_spec().score_key]
     return list(groups.values())
 
 
 def write_results(work_dir: str, args: argparse.Namespace,
-                  variant: DataVariant, dataset_meta: dict,
+                  variant, dataset_meta: dict,
                   specs: List[RunSpec], results: Dict[str, dict],
                   table: str, header: str, wall_seconds: float) -> None:
     """Write ``table.md`` (header + table) and ``results.json`` (settings,
-    every run's metrics, wall time) into ``work_dir``."""
+    every run's metrics, wall time) into ``work_dir``.
+
+    Args:
+        variant: The dataset variant (``tasks.DataVariant`` or
+            ``tasks.CropVariant``).
+    """
+    task = specs[0].task_spec()
     with open(osp.join(work_dir, 'table.md'), 'w', encoding='utf-8') as file:
         file.write(header + '\n\n' + table)
     runs = [dict(name=spec.name, group=spec.group, role=spec.role,
@@ -58,11 +65,12 @@ def write_results(work_dir: str, args: argparse.Namespace,
                  **{key: results[spec.name][key] for key in (
                      'metrics', 'seconds_per_iter', 'train_seconds',
                      'cached')}) for spec in specs]
-    settings = dict(methods=args.methods, seeds=args.seeds, iters=args.iters,
-                    splits=args.splits, jobs=args.jobs, threads=args.threads,
+    settings = dict(task=task.name, methods=args.methods, seeds=args.seeds,
+                    iters=args.iters, splits=args.splits, jobs=args.jobs,
+                    threads=args.threads,
                     variant=variant.to_dict(), dataset=dataset_meta,
-                    method_configs={m: METHODS[m]['config']
+                    method_configs={m: task.methods[m]['config']
                                     for m in args.methods})
     write_json(osp.join(work_dir, 'results.json'),
-               dict(settings=settings, units='COCO bbox AP, percent',
+               dict(settings=settings, units=task.units,
                     runs=runs, wall_seconds=wall_seconds))

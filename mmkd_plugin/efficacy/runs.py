@@ -2,13 +2,14 @@
 """One training run of the efficacy benchmark: train, evaluate, cache.
 
 A run is a config trained for a number of iterations with one seed on one
-generated dataset, then scored by mmdet's CocoMetric on the requested
-splits. Everything happens in this process with mmengine's ``Runner``.
-What decides the trained weights (the resolved model, data, schedule,
-optimizer and seed, the dataset's parameters and the teacher's own
-signature) is hashed into a signature stored next to the checkpoint, so a
-re-run reuses a finished run and evaluates it only on splits it has no
-numbers for yet, and retrains it when any of those changed.
+generated dataset, then scored by its task's evaluator (mmdet's CocoMetric,
+mmpretrain's Accuracy; see :mod:`.tasks`) on the requested splits.
+Everything happens in this process with mmengine's ``Runner``. What decides
+the trained weights (the resolved model, data, schedule, optimizer and
+seed, the dataset's parameters and the teacher's own signature) is hashed
+into a signature stored next to the checkpoint, so a re-run reuses a
+finished run and evaluates it only on splits it has no numbers for yet, and
+retrains it when any of those changed.
 """
 import copy
 import gc
@@ -23,18 +24,13 @@ from typing import Dict, Iterator, List, Optional, Tuple
 
 from mmengine.config import Config
 
+from .tasks import TASKS, Task
+
 # Keys of the resolved config that decide the trained weights.
 TRAINING_KEYS = ('model', 'train_dataloader', 'train_cfg', 'optim_wrapper',
                  'param_scheduler', 'randomness', 'auto_scale_lr',
                  'custom_imports')
-METRIC_KEYS = {'mAP': 'coco/bbox_mAP', 'AP50': 'coco/bbox_mAP_50',
-               'AP75': 'coco/bbox_mAP_75'}
 RESULT_FILE = 'result.json'
-ENV_DATA_ROOT = 'DIGIT_SCENES_ROOT'
-# Helper variables of configs/_base_/digit_scenes.py that the resolved
-# config carries but no component reads.
-DIGIT_BASE_NAMESPACES = ('digit_scenes', 'digit_retina', 'digit_gfl',
-                         'digit_faster_rcnn', 'student_widths')
 
 
 @dataclass
@@ -45,8 +41,8 @@ class RunSpec:
         name (str): Folder of the run under the work dir.
         config (str): Config file path.
         seed (int): Training seed (``randomness.seed``).
-        iters (int): Training iterations; the config's warm-up and cosine
-            schedule are rescaled to them.
+        iters (int): Training iterations; the config's schedule is
+            rescaled to them (``Task.schedule_options``).
         teacher (str, optional): Name of the run whose final checkpoint is
             this run's ``model.teacher_ckpt``, or, with
             ``init_from_teacher``, the checkpoint those modules load.
@@ -56,7 +52,8 @@ class RunSpec:
         options (dict): Extra config options (``merge_from_dict`` keys).
         group (str): The table row the run belongs to (one per seed).
         role (str): The row's role (see ``report.ROLES``).
-        family (str): The detector family of the row.
+        family (str): The model family of the row.
+        task (str): The task (a key of ``tasks.TASKS``).
     """
     name: str
     config: str
@@ -68,6 +65,11 @@ class RunSpec:
     group: str = ''
     role: str = ''
     family: str = ''
+    task: str = 'detection'
+
+    def task_spec(self) -> Task:
+        """The run's :class:`~.tasks.Task`."""
+        return TASKS[self.task]
 
 
 def read_json(path: str) -> Optional[dict]:
@@ -89,56 +91,21 @@ def write_json(path: str, data: dict) -> None:
     os.replace(tmp_path, path)
 
 
-def schedule_options(iters: int) -> Dict:
-    """Config options that rescale the digit configs' schedule (10% linear
-    warm-up, cosine to the end) to ``iters`` and save one final checkpoint;
-    validation during training is off (the run is evaluated after it)."""
-    warmup = max(1, iters // 10)
-    return {
-        'train_cfg.max_iters': iters,
-        'train_cfg.val_interval': iters + 1,
-        'param_scheduler.0.end': warmup,
-        'param_scheduler.1.begin': warmup,
-        'param_scheduler.1.end': iters,
-        'param_scheduler.1.T_max': max(1, iters - warmup),
-        'default_hooks.checkpoint.interval': iters,
-        'default_hooks.logger.interval': min(50, iters),
-        # Data loads in the run's own process: the benchmark already runs
-        # one training per core, and shutting loader workers down cost
-        # ~10 s per run here.
-        'train_dataloader.num_workers': 0,
-        'train_dataloader.persistent_workers': False,
-        'test_dataloader.num_workers': 0,
-        'test_dataloader.persistent_workers': False,
-    }
-
-
-def split_options(data_root: str, split: str) -> Dict:
-    """Config options that point the test dataloader and evaluator at
-    ``split`` of the dataset in ``data_root``."""
-    return {
-        'test_dataloader.dataset.data_root': data_root,
-        'test_dataloader.dataset.ann_file': f'annotations/{split}.json',
-        'test_dataloader.dataset.data_prefix.img': f'{split}/',
-        'test_evaluator.ann_file': osp.join(data_root, 'annotations',
-                                            f'{split}.json'),
-    }
-
-
 @contextmanager
-def digit_scenes_root(data_root: str) -> Iterator[None]:
-    """Point ``DIGIT_SCENES_ROOT``, which the digit configs read when they
-    are parsed (configs/_base_/digit_scenes.py), at ``data_root`` for the
-    duration of the block; the process's value is restored after it."""
-    previous = os.environ.get(ENV_DATA_ROOT)
-    os.environ[ENV_DATA_ROOT] = data_root
+def data_root_env(variable: str, data_root: str) -> Iterator[None]:
+    """Point the environment ``variable`` that a task's configs read when
+    they are parsed (``DIGIT_SCENES_ROOT`` for configs/_base_/
+    digit_scenes.py) at ``data_root`` for the duration of the block; the
+    process's value is restored after it."""
+    previous = os.environ.get(variable)
+    os.environ[variable] = data_root
     try:
         yield
     finally:
         if previous is None:
-            del os.environ[ENV_DATA_ROOT]
+            del os.environ[variable]
         else:
-            os.environ[ENV_DATA_ROOT] = previous
+            os.environ[variable] = previous
 
 
 class FormattedOnceConfig(Config):
@@ -166,12 +133,13 @@ def load_config(spec: RunSpec, data_root: str, work_dir: str,
     Returns:
         mmengine.Config: The config, ready for ``Runner.from_cfg``.
     """
-    with digit_scenes_root(data_root):
+    task = spec.task_spec()
+    with data_root_env(task.env_data_root, data_root):
         cfg_dict = Config.fromfile(spec.config).to_dict()
-    for name in DIGIT_BASE_NAMESPACES:
+    for name in task.config_helpers:
         cfg_dict.pop(name, None)
     cfg = FormattedOnceConfig(cfg_dict, filename=spec.config)
-    options = dict(schedule_options(spec.iters), **spec.options)
+    options = dict(task.schedule_options(spec.iters), **spec.options)
     options['randomness'] = dict(seed=spec.seed)
     for module in spec.init_from_teacher:
         options[f'model.{module}.init_cfg'] = dict(
@@ -206,30 +174,24 @@ def final_checkpoint(work_dir: str, spec: RunSpec) -> str:
     return osp.join(work_dir, spec.name, f'iter_{spec.iters}.pth')
 
 
-def coco_percent(metrics: Dict[str, float]) -> Dict[str, float]:
-    """CocoMetric's results in percent; CocoMetric returns nothing when the
-    model detected nothing (an untrained model), which counts as 0."""
-    return {key: 100.0 * float(metrics.get(coco_key, 0.0))
-            for key, coco_key in METRIC_KEYS.items()}
-
-
-def evaluate(cfg, checkpoint: str, data_root: str,
-             split: str) -> Dict[str, float]:
+def evaluate(cfg, checkpoint: str, data_root: str, split: str,
+             task: Task) -> Dict[str, float]:
     """Score ``checkpoint`` on ``split`` with the config's test evaluator.
 
     Returns:
-        dict[str, float]: mAP, AP50 and AP75 in percent.
+        dict[str, float]: The task's metrics in percent (detection: mAP,
+        AP50 and AP75; classification: top1).
     """
     from mmengine.runner import Runner
     test_cfg = copy.deepcopy(cfg)
-    test_cfg.merge_from_dict(split_options(data_root, split))
+    test_cfg.merge_from_dict(task.split_options(data_root, split))
     test_cfg.load_from = checkpoint
     test_cfg.custom_hooks = []
     runner = Runner.from_cfg(test_cfg)
     metrics = runner.test()
     del runner
     gc.collect()
-    return coco_percent(metrics)
+    return task.to_percent(metrics)
 
 
 def train(cfg) -> float:
@@ -321,6 +283,6 @@ def run(spec: RunSpec, work_dir: str, data_root: str, dataset_meta: dict,
     for split in splits:
         if split not in result['metrics']:
             result['metrics'][split] = evaluate(cfg, checkpoint, data_root,
-                                                split)
+                                                split, spec.task_spec())
             write_json(result_path, result)
     return dict(result, cached=False, trained=trained)

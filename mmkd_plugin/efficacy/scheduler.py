@@ -98,7 +98,8 @@ def run_all(specs: List[RunSpec], work_dir: str, data_root: str,
                                            dataset_meta, splits, teacher)
                 if finished is not None:
                     results[spec.name] = finished
-                    log(f'{spec.name}: ' + _result_line(finished, splits))
+                    log(f'{spec.name}: ' +
+                        _result_line(finished, splits, spec))
                     continue
                 log(f'{spec.name}: started ({spec.config}, seed {spec.seed}, '
                     f'{spec.iters} iterations)')
@@ -115,7 +116,7 @@ def run_all(specs: List[RunSpec], work_dir: str, data_root: str,
                     log(f'{spec.name}: failed, see '
                         f'{osp.join(work_dir, spec.name, CONSOLE_LOG)}')
                     raise error
-                log(f'{spec.name}: ' + _result_line(result, splits))
+                log(f'{spec.name}: ' + _result_line(result, splits, spec))
             if not done and running:
                 log('running: ' + ', '.join(
                     f'{spec.name} {reached_iter(work_dir, spec.name) or 0}/'
@@ -124,10 +125,13 @@ def run_all(specs: List[RunSpec], work_dir: str, data_root: str,
     return results
 
 
-def _result_line(result: dict, splits: List[str]) -> str:
+def _result_line(result: dict, splits: List[str], spec: RunSpec) -> str:
     """One line on a finished run."""
-    scores = ', '.join(f'{split} mAP {result["metrics"][split]["mAP"]:.1f}'
-                       for split in splits)
+    task = spec.task_spec()
+    scores = ', '.join(
+        f'{split} {task.score_name} '
+        f'{result["metrics"][split][task.score_key]:.1f}'
+        for split in splits)
     if result['cached']:
         return f'reused ({scores})'
     if not result['trained']:
