@@ -542,6 +542,39 @@ def test_imagenet_config_accepts_labels_made_from_the_kd_config():
     assert fkd_cfg.model.head.loss.use_soft
 
 
+def test_digits_config_accepts_labels_made_from_the_teacher_config():
+    """The digits FKD config replays what make_soft_labels stores for the
+    digits teacher config (its crop settings, no flip, 10 classes) into
+    the dataset root's fkd_labels/, and trains the plain student."""
+    from mmkd_plugin.fkd.crop_settings import (CROP_DEFAULTS, crop_settings,
+                                               split_train_pipeline)
+    from tests.conftest import CONFIG_DIR
+    digits = osp.join(CONFIG_DIR, 'classification', 'digits')
+    teacher_cfg = Config.fromfile(osp.join(digits, 'resnet18_digits.py'))
+    _, crop_cfg, flip_prob = split_train_pipeline(
+        teacher_cfg.train_dataloader.dataset.pipeline)
+    stored = crop_settings(crop_cfg, flip_prob)
+    fkd_cfg = Config.fromfile(osp.join(CONFIG_DIR, 'classification', 'fkd',
+                                       'fkd_resnet18-w4_digits.py'))
+    pipeline = fkd_cfg.train_dataloader.dataset.pipeline
+    assert [step.type for step in pipeline] == [
+        'LoadImageFromFile', 'FKDReplayCrop', 'PackInputs']
+    replay = pipeline[1]
+    assert [replay.scale] * 2 == stored['scale']
+    assert list(replay.crop_ratio_range) == stored['crop_ratio_range']
+    assert list(replay.get('aspect_ratio_range', CROP_DEFAULTS[
+        'aspect_ratio_range'])) == stored['aspect_ratio_range']
+    assert replay.flip_prob == stored['flip_prob'] == 0.0
+    assert replay.label_root == osp.join(
+        fkd_cfg.train_dataloader.dataset.data_root, 'fkd_labels')
+    student_cfg = Config.fromfile(osp.join(digits, 'resnet18-w4_digits.py'))
+    assert fkd_cfg.model.backbone == student_cfg.model.backbone
+    assert replay.num_classes == fkd_cfg.model.head.num_classes == 10
+    assert fkd_cfg.model.head.loss.use_soft
+    for key in ('optim_wrapper', 'param_scheduler', 'train_cfg'):
+        assert fkd_cfg[key] == student_cfg[key], key
+
+
 # Several crops of one image per step
 
 

@@ -66,13 +66,15 @@ def plan_runs(methods: List[str], seeds: List[int], iters: int,
     specs = []
 
     def add(group: str, role: str, family: str, config: str, seed: int,
-            run_iters: int, **kwargs) -> None:
+            run_iters: int, method_options: Optional[Dict] = None,
+            **kwargs) -> None:
         if not osp.isfile(osp.join(task_dir, config)):
             raise FileNotFoundError(f'{group}: no config {config} in '
                                     f'{task_dir}')
         specs.append(RunSpec(run_name(group, seed), osp.join(task_dir,
                                                              config),
-                             seed, run_iters, options=dict(options),
+                             seed, run_iters,
+                             options=dict(options, **(method_options or {})),
                              group=group, role=role, family=family,
                              task=task.name, **kwargs))
 
@@ -93,7 +95,8 @@ def plan_runs(methods: List[str], seeds: List[int], iters: int,
             modules = tuple(method_spec.get('init_from_teacher', ()))
             for seed in seeds:
                 add(method, 'distilled', family, method_spec['config'], seed,
-                    iters, teacher=teacher)
+                    iters, teacher=teacher,
+                    method_options=method_spec.get('options'))
                 if controls and modules:
                     add(f'{method}_init_only', 'control', family,
                         spec['baseline'], seed, iters, teacher=teacher,
