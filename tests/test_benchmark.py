@@ -23,6 +23,7 @@ TINY = ['--shape', '64', '64', '--batch', '2', '--boxes', '2', '--iters',
     ('fgd_retina_r18_r18-w16_digits.py', None),
     ('dkd_faster-rcnn_r18_r18-w16_digits.py', 'StandardRoIHead'),
     ('ld_gfl_r18_r18-w16_digits.py', 'GFLHead'),
+    ('crosskd_gfl_r18_r18-w16_digits.py', 'GFLHead'),
     ('classification/dist_r34_r18_in1k.py', None),
 ])
 def test_benchmark_writes_medians(tmp_path, config, plain_head, capsys):
@@ -31,9 +32,12 @@ def test_benchmark_writes_medians(tmp_path, config, plain_head, capsys):
     benchmark.main([osp.join(CONFIG_DIR, config), *TINY, '--device', 'cpu',
                     '--json-out', str(out)])
     summary = json.loads(out.read_text())
-    assert set(summary['median_ms']) == set(benchmark.PHASES)
+    crosskd = config.startswith('crosskd')
+    assert set(summary['median_ms']) == set(benchmark.PHASES) | (
+        {benchmark.CROSSKD_PHASE} if crosskd else set())
     assert all(v > 0 for v in summary['median_ms'].values())
     assert summary['ratio'] > 0
+    assert ('rest_ratio' in summary) == crosskd
     assert all(v > 0 for v in summary['peak_mb'].values())
     assert 'median: student_step' in capsys.readouterr().out
 
@@ -67,6 +71,19 @@ def test_summary_of_hand_built_timings():
     assert summary['ratio'] == pytest.approx(1.8)
     assert summary['peak_mb'] == dict(student_step=300, teacher_fwd=60,
                                       distill_step=500)
+    assert 'rest_ratio' not in summary
+
+
+def test_crosskd_rest_ratio_counts_the_teacher_head_work():
+    # Medians 20 / 5 / 45 ms and CrossKD head work 5 ms: 45 / 30 = 1.5.
+    def runs(times_ms):
+        return [dict(time=t / 1e3, peak_mb=1) for t in times_ms]
+
+    summary = benchmark.summarise_phases({
+        'student_step': runs([20]), 'teacher_fwd': runs([5]),
+        'distill_step': runs([45]), benchmark.CROSSKD_PHASE: runs([5])})
+    assert summary['ratio'] == pytest.approx(1.8)
+    assert summary['rest_ratio'] == pytest.approx(1.5)
 
 
 @pytest.mark.parametrize('argv, message', [

@@ -6,7 +6,14 @@ the full distillation step, and the ratio
 
     distill_step / (student_step + teacher_forward)
 
-which is 1.0 when the distillation losses cost nothing. Models keep random
+which is 1.0 when the distillation losses cost nothing. For CrossKD heads
+a fourth phase times the teacher head work CrossKD adds on purpose (the
+teacher head's forward on the teacher's features, then its layers after
+``idx`` on the student's features, forward and backward), and the rest
+
+    distill_step / (student_step + teacher_fwd + crosskd_head)
+
+is what everything else costs. Models keep random
 weights; the batch is synthetic (random images, random boxes). Peak memory
 is CUDA's max allocated memory per phase, or the process's peak RSS on CPU.
 
@@ -54,6 +61,7 @@ CONFIG_DIR = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))),
                       'configs')
 DEMO_SHAPE, DEMO_BATCH, DEMO_BOXES = (64, 64), 8, 4
 PHASES = ('student_step', 'teacher_fwd', 'distill_step')
+CROSSKD_PHASE = 'crosskd_head'
 # Student heads that distil inside their own loss and the plain mmdet head
 # each extends: the student-only step of LD / BCKD / CrossKD / DKD runs the
 # plain head (the distilling head's own arguments dropped).
@@ -233,6 +241,9 @@ def benchmark_config(args: argparse.Namespace) -> dict:
         'teacher_fwd': lambda: model._teacher_features(inputs, samples),
         'distill_step': lambda: step(model.loss),
     }
+    crosskd_head = crosskd_head_phase(model, inputs, samples)
+    if crosskd_head is not None:
+        phases[CROSSKD_PHASE] = crosskd_head
     timer = PhaseTimer(args.device)
     results: Dict[str, List[dict]] = {name: [] for name in phases}
     device_name = torch.cuda.get_device_name() if timer.cuda else 'cpu'
@@ -241,8 +252,10 @@ def benchmark_config(args: argparse.Namespace) -> dict:
     print(f'{args.config} | device {device_name} | batch {args.batch} x '
           f'{tuple(inputs.shape[2:])} | {targets} | '
           f'amp {args.amp} | teacher autocast {args.teacher_autocast}')
-    print(f'{"iter":>4} {"student ms":>11} {"teacher ms":>11} '
-          f'{"distill ms":>11} {"ratio":>7} {"peak MB (s/t/d)":>24}')
+    titles = dict(student_step='student ms', teacher_fwd='teacher ms',
+                  distill_step='distill ms', crosskd_head='CrossKD ms')
+    print(f'{"iter":>4} ' + ' '.join(f'{titles[n]:>11}' for n in phases)
+          + f' {"ratio":>7} {"peak MB per phase":>24}')
     for it in range(args.warmup + args.iters):
         row = {name: timer(fn) for name, fn in phases.items()}
         if it < args.warmup:
@@ -259,7 +272,38 @@ def benchmark_config(args: argparse.Namespace) -> dict:
     print('median: ' + ', '.join(f'{n} {summary["median_ms"][n]:.1f} ms'
                                  for n in phases) +
           f' | ratio distill/(student+teacher) = {summary["ratio"]:.3f}')
+    if 'rest_ratio' in summary:
+        print('ratio distill/(student+teacher+crosskd_head) = '
+              f'{summary["rest_ratio"]:.3f}')
     return dict(config=args.config, device=device_name, **summary)
+
+
+def crosskd_head_phase(model, inputs, samples) -> Optional[Callable]:
+    """For a student with a CrossKD dense head, a callable doing the
+    teacher head work CrossKD adds: the teacher head on the teacher's neck
+    features (no gradient), then the teacher's layers after ``idx`` on the
+    student's holds, forward and backward. None for other students.
+
+    The student's holds are computed once here, outside the timing, as
+    leaves that take gradients.
+    """
+    head = getattr(model.student, 'bbox_head', None)
+    if not hasattr(head, 'cross_head_pass'):
+        return None
+    teacher_neck = model._teacher_features(inputs, samples)['neck']
+    with torch.no_grad():
+        feats = model.student.extract_feat(inputs)
+        (cls_scores, *_), holds = head.forward_holding(feats)
+    holds = [tuple(h.detach().requires_grad_() for h in pair)
+             for pair in holds]
+
+    def run() -> None:
+        with head.teacher_step(teacher_neck, model.teacher_autocast):
+            _, teacher_holds = head._teacher_pass(cls_scores)
+            outs = head.cross_head_pass(holds, teacher_holds)
+        sum(out.sum() for maps in outs for out in maps).backward()
+
+    return run
 
 
 def summarise_phases(results: Dict[str, List[dict]]) -> dict:
@@ -271,16 +315,22 @@ def summarise_phases(results: Dict[str, List[dict]]) -> dict:
 
     Returns:
         dict: ``median_ms`` per phase, ``ratio`` = median distillation step
-        / (median student step + median teacher forward), and ``peak_mb``,
-        the largest peak memory of each phase.
+        / (median student step + median teacher forward), ``peak_mb``, the
+        largest peak memory of each phase, and with a
+        :data:`CROSSKD_PHASE`, ``rest_ratio`` = the distillation step / (the
+        same sum + that phase).
     """
     median_ms = {name: 1e3 * statistics.median(r['time'] for r in runs)
                  for name, runs in results.items()}
-    ratio = median_ms['distill_step'] / (median_ms['student_step'] +
-                                         median_ms['teacher_fwd'])
+    expected = median_ms['student_step'] + median_ms['teacher_fwd']
+    ratio = median_ms['distill_step'] / expected
     peak_mb = {name: max(r['peak_mb'] for r in runs)
                for name, runs in results.items()}
-    return dict(median_ms=median_ms, ratio=ratio, peak_mb=peak_mb)
+    summary = dict(median_ms=median_ms, ratio=ratio, peak_mb=peak_mb)
+    if CROSSKD_PHASE in median_ms:
+        summary['rest_ratio'] = median_ms['distill_step'] / (
+            expected + median_ms[CROSSKD_PHASE])
+    return summary
 
 
 def _num_classes(student: torch.nn.Module) -> int:
@@ -317,14 +367,16 @@ def benchmark_demo_pairs(args: argparse.Namespace) -> None:
     print(f'\n{len(rows)} demo configs, device {rows[0]["device"]}, batch '
           f'{DEMO_BATCH} x {DEMO_SHAPE}, median of {args.iters} iterations'
           f'\n\n| config | student step ms | teacher fwd ms | distill step '
-          f'ms | ratio | {memory} |\n'
-          '| --- | ---: | ---: | ---: | ---: | ---: |')
+          f'ms | ratio | CrossKD head ms | ratio with it | {memory} |\n'
+          '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |')
     for row in rows:
         ms, peak = row['median_ms'], row['peak_mb']
         peaks = [peak[n] for n in PHASES] if cuda else [max(peak.values())]
+        crosskd = (f'{ms[CROSSKD_PHASE]:.1f} | {row["rest_ratio"]:.3f}'
+                   if CROSSKD_PHASE in ms else '- | -')
         print(f'| {osp.basename(row["config"])} | '
               + ' | '.join(f'{ms[n]:.1f}' for n in PHASES)
-              + f' | {row["ratio"]:.3f} | '
+              + f' | {row["ratio"]:.3f} | {crosskd} | '
               + ' / '.join(f'{value:.0f}' for value in peaks) + ' |')
 
 
