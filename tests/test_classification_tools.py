@@ -183,3 +183,36 @@ def test_mmpretrain_train_tool_with_custom_imports(kd_run):
     assert re.search(r'Epoch\(train\) \[1\]\[2/2\].*loss_kd_logits: \d',
                      output), output[-3000:]
     assert (workdir / 'mmpretrain_run' / 'epoch_1.pth').is_file()
+
+
+def test_benchmark_epoch_times_each_config_against_the_first(
+        tmp_path, monkeypatch, capsys):
+    """tools/benchmark_epoch.py trains each config one epoch on its real
+    data and prints the ratios to the first (timings are printed, not
+    checked); an iteration-based config is refused."""
+    import runpy
+    data_root = str(tmp_path / 'crops')
+    generate_digit_crops(data_root, num_train=8, num_val=4, num_holdout=0)
+    monkeypatch.setenv('DIGIT_CROPS_ROOT', data_root)
+    tool = runpy.run_path(osp.join(REPO_ROOT, 'tools', 'benchmark_epoch.py'))
+    loaders = [f'train_dataloader.{key}' for key in (
+        'num_workers=0', 'persistent_workers=False', 'batch_size=4')]
+    scope = DefaultScope.get_current_instance().scope_name
+    try:  # the runners make mmpretrain the current default scope
+        rows = tool['main']([
+            osp.join(DIGITS_DIR, 'resnet18-w4_digits.py'),
+            osp.join(DIGITS_DIR, 'resnet18_digits.py'), '--cfg-options',
+            *loaders
+        ])
+    finally:
+        DefaultScope.get_instance(f'pytest-{tmp_path.name}',
+                                  scope_name=scope)
+    assert [osp.basename(row['config']) for row in rows] == [
+        'resnet18-w4_digits.py', 'resnet18_digits.py']
+    assert all(row['epoch_s'] > 0 and row['step_s'] > 0 for row in rows)
+    out = capsys.readouterr().out
+    assert '| resnet18-w4_digits.py |' in out
+    assert out.split('| resnet18-w4_digits.py |')[1].split('|')[1].strip() \
+        == '1.000'
+    with pytest.raises(ValueError, match='trains by iterations'):
+        tool['main']([osp.join(CONFIG_DIR, 'cwd_retina_r18_r18-w16_digits.py')])

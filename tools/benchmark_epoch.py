@@ -1,0 +1,124 @@
+# Copyright (c) mmkd_plugin contributors.
+"""Time whole training epochs of several configs, data loading included.
+
+``tools/benchmark.py`` times a model step on a synthetic batch; this tool
+trains each config for ``--epochs`` epochs on its real dataset with
+mmengine's ``Runner`` (validation and checkpoints off) and prints, per
+config, the wall time per epoch, the median step and data time, and the
+ratio of each to the first config's. It answers e.g. whether an FKD
+student (stored labels, no teacher) trains as fast as the plain student
+and how much online KD costs::
+
+    python tools/benchmark_epoch.py \\
+        configs/classification/digits/resnet18-w4_digits.py \\
+        configs/classification/fkd/fkd_resnet18-w4_digits.py \\
+        configs/classification/digits/kd_resnet18_resnet18-w4_digits.py \\
+        --teacher-ckpt work_dirs/resnet18_digits/epoch_20.pth
+
+Configs run one after another in this process; keep the machine otherwise
+idle while it runs.
+"""
+import argparse
+import os.path as osp
+import statistics
+import sys
+import tempfile
+import time
+from typing import List, Optional
+
+from mmengine.config import Config, DictAction
+
+REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+try:
+    import mmkd_plugin  # noqa: F401
+except ImportError:  # not installed: run from a source checkout
+    sys.path.insert(0, REPO_ROOT)
+    import mmkd_plugin  # noqa: F401,F811
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('configs', nargs='+',
+                        help='epoch-based configs; ratios are to the first')
+    parser.add_argument('--epochs', type=int, default=1)
+    parser.add_argument('--teacher-ckpt',
+                        help='model.teacher_ckpt of the configs that have a '
+                        'teacher')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        default={}, help='options for every config')
+    args = parser.parse_args(argv)
+    if args.epochs < 1:
+        parser.error('--epochs must be >= 1')
+    for config in args.configs:
+        if not osp.isfile(config):
+            parser.error(f'config not found: {config}')
+    return args
+
+
+def timing_config(path: str, args: argparse.Namespace, work_dir: str):
+    """``path`` set up to train ``args.epochs`` epochs without validation
+    or checkpoints.
+
+    Raises:
+        ValueError: The config trains by iterations.
+    """
+    cfg = Config.fromfile(path)
+    cfg.merge_from_dict(args.cfg_options)
+    if not cfg.train_cfg.get('by_epoch', False) and \
+            cfg.train_cfg.get('type') != 'EpochBasedTrainLoop':
+        raise ValueError(f'{path}: trains by iterations; this tool times '
+                         'epochs.')
+    if 'teacher_ckpt' in cfg.model:
+        cfg.model.teacher_ckpt = args.teacher_ckpt
+    cfg.train_cfg.max_epochs = args.epochs
+    cfg.train_cfg.val_interval = args.epochs + 1
+    cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
+    cfg.default_hooks.checkpoint = None
+    cfg.work_dir = work_dir
+    # Runners built in the same second would share one MessageHub (and its
+    # timings) under mmengine's timestamped default name.
+    cfg.experiment_name = f'benchmark_epoch_{osp.basename(work_dir)}'
+    return cfg
+
+
+def time_config(path: str, args: argparse.Namespace, work_dir: str) -> dict:
+    """Train ``path``; return seconds per epoch and median step / data
+    seconds (mmengine's iteration timer)."""
+    from mmengine.runner import Runner
+    runner = Runner.from_cfg(timing_config(path, args, work_dir))
+    start = time.perf_counter()
+    runner.train()
+    epoch_s = (time.perf_counter() - start) / args.epochs
+    hub = runner.message_hub
+    step_s = statistics.median(hub.get_scalar('train/time').data[0])
+    data_s = statistics.median(hub.get_scalar('train/data_time').data[0])
+    return dict(config=path, epoch_s=epoch_s, step_s=step_s, data_s=data_s)
+
+
+def markdown(rows: List[dict]) -> str:
+    """The rows as a table, with ratios to the first row."""
+    first = rows[0]
+    lines = ['| config | s / epoch | ratio | median step s | ratio | '
+             'median data s |', '| --- | ---: | ---: | ---: | ---: | ---: |']
+    for row in rows:
+        lines.append(
+            f'| {osp.basename(row["config"])} | {row["epoch_s"]:.1f} | '
+            f'{row["epoch_s"] / first["epoch_s"]:.3f} | '
+            f'{row["step_s"]:.4f} | {row["step_s"] / first["step_s"]:.3f} | '
+            f'{row["data_s"]:.4f} |')
+    return '\n'.join(lines)
+
+
+def main(argv: Optional[List[str]] = None) -> List[dict]:
+    args = parse_args(argv)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for index, config in enumerate(args.configs):
+            rows.append(time_config(config, args,
+                                    osp.join(tmp, str(index))))
+    print(f'\n{args.epochs} epoch(s) per config\n\n' + markdown(rows))
+    return rows
+
+
+if __name__ == '__main__':
+    main()
