@@ -6,7 +6,7 @@ For a distillation config only the student predicts. Examples::
 
     python tools/test.py configs/cwd_retina_r101_r18.py work_dirs/x/epoch_12.pth
     python tools/test.py configs/classification/digits/resnet18_digits.py \
-        work_dirs/resnet18_digits/epoch_10.pth
+        work_dirs/resnet18_digits/epoch_20.pth
 """
 import argparse
 import os.path as osp

@@ -6,7 +6,7 @@
 # Run (from the repository root, after training the teacher):
 #   python tools/train.py \
 #       configs/classification/digits/kd_resnet18_resnet18-w4_digits.py \
-#       --cfg-options model.teacher_ckpt=work_dirs/resnet18_digits/epoch_10.pth
+#       --cfg-options model.teacher_ckpt=work_dirs/resnet18_digits/epoch_20.pth
 _base_ = './resnet18-w4_digits.py'
 
 model = dict(
