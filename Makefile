@@ -12,8 +12,10 @@ $(STAMP): setup.py tools/setup_env.sh
 	bash tools/setup_env.sh $(VENV)
 	touch $@
 
+# One test process per core (files stay whole, in their order), one torch
+# thread each.
 test: setup
-	$(PY) -m pytest -q --durations=15 tests
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n 2 --dist loadfile --durations=20 tests
 
 demo: setup
 	$(PY) tools/demo.py

@@ -13,7 +13,7 @@ MIM_FOLDERS = ('configs', 'tools')
 # The demo (scikit-learn makes the digit scenes, matplotlib draws the charts
 # and tools/visualize_features.py) and the test suite.
 DEMO_REQUIRES = ['scikit-learn', 'matplotlib']
-TESTS_REQUIRES = DEMO_REQUIRES + ['pytest', 'pycocotools']
+TESTS_REQUIRES = DEMO_REQUIRES + ['pytest', 'pytest-xdist', 'pycocotools']
 
 
 def read_version() -> str:
