@@ -117,8 +117,12 @@ def test_digits_distillation_names_the_plain_configs(cfg_name):
         f'mmkd_plugin::classification/digits/{DIGITS_STUDENT}'
     assert cfg.model.teacher.cfg_path == \
         f'mmkd_plugin::classification/digits/{DIGITS_TEACHER}'
-    assert resolve_model_config(cfg.model.student, 'student') == \
-        student_cfg.model
+    student = resolve_model_config(cfg.model.student, 'student')
+    if set(cfg.model.student) != {'cfg_path'}:  # DIST: only the head's init
+        assert set(cfg.model.student) == {'cfg_path', 'head'}
+        assert set(cfg.model.student.head) == {'init_cfg'}
+        student.head.pop('init_cfg')
+    assert student == student_cfg.model
     assert resolve_model_config(cfg.model.teacher, 'teacher') == \
         teacher_cfg.model
     assert student_cfg.model.backbone.base_channels * 4 == \
@@ -137,3 +141,21 @@ def test_digits_data_root_follows_the_environment(monkeypatch):
     monkeypatch.delenv('DIGIT_CROPS_ROOT')
     cfg = Config.fromfile(osp.join(DIGITS_CONFIG_DIR, DIGITS_STUDENT))
     assert cfg.val_dataloader.dataset.data_root == 'data/digit_crops/'
+
+
+def test_digits_dist_student_head_starts_from_pytorch_default_init(
+        random_teacher_ckpt):
+    """mmpretrain's Normal(std=0.01) head init gives this student logits of
+    std ~0.02, where DIST's scale-invariant Pearson terms have huge
+    gradients and the student never trains (docs/efficacy.md); the DIST
+    config starts the classifier like PyTorch's nn.Linear instead."""
+    cfg = Config.fromfile(
+        osp.join(DIGITS_CONFIG_DIR, 'dist_resnet18_resnet18-w4_digits.py'))
+    model = build_in_scope(cfg.model)
+    model.teacher_ckpt = random_teacher_ckpt(model.teacher)
+    torch.manual_seed(0)
+    model.init_weights()
+    weight = model.student.head.fc.weight.detach()
+    bound = weight.shape[1]**-0.5
+    assert weight.abs().max() <= bound
+    assert weight.std().item() == pytest.approx(bound / 3**0.5, rel=0.1)
