@@ -244,12 +244,14 @@ class FKDLabelStore:
                 with other settings).
         """
         path = self.label_path(key)
-        if not osp.exists(path):
+        try:  # one open per sample: no separate existence check
+            with open(path, 'rb') as file:
+                raw = np.frombuffer(file.read(), dtype=np.uint8)
+        except FileNotFoundError:
             raise FileNotFoundError(
                 f'FKD label store "{self.root}" has no labels for image '
                 f'"{key}" (expected {path}); run tools/make_soft_labels.py '
-                f'on this dataset (it resumes an unfinished store).')
-        raw = np.fromfile(path, dtype=np.uint8)
+                f'on this dataset (it resumes an unfinished store).') from None
         if raw.size != self.meta.bytes_per_image:
             raise ValueError(
                 f'FKD label file {path}: {raw.size} bytes, expected '

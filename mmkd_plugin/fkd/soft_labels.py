@@ -37,18 +37,23 @@ def rebuild_soft_label(indices: np.ndarray, probs: np.ndarray,
     if label_type not in LABEL_TYPES:
         raise ValueError(f'FKD: label_type must be one of {LABEL_TYPES}, got '
                          f'"{label_type}".')
-    index = torch.as_tensor(np.asarray(indices), dtype=torch.long)
-    prob = torch.as_tensor(np.asarray(probs), dtype=torch.float32)
+    # numpy: one crop's label is a handful of tiny array operations, each
+    # several times cheaper than torch's per-op overhead in a data worker.
+    index = np.asarray(indices, dtype=np.int64)
+    prob = np.asarray(probs, dtype=np.float32)
     if label_type in ('smoothing', 'hard'):
         index, prob = index[..., :1], prob[..., :1]
     if label_type == 'hard':
-        prob = torch.ones_like(prob)
+        prob = np.ones_like(prob)
     num_other = num_classes - index.shape[-1]
     if label_type == 'marginal_renorm' or label_type == 'hard' or \
             num_other == 0:
-        fill = torch.zeros_like(prob[..., :1])
+        fill = np.zeros_like(prob[..., :1])
     else:
-        fill = (1 - prob.sum(-1, keepdim=True)).clamp(min=0) / num_other
-    target = fill.expand(*prob.shape[:-1], num_classes).clone()
-    target.scatter_(-1, index, prob)
-    return target / target.sum(-1, keepdim=True)
+        fill = np.maximum(1 - prob.sum(-1, keepdims=True), 0) / num_other
+    target = np.repeat(fill, num_classes, axis=-1).astype(np.float32)
+    if target.ndim == 1:  # one crop, as in the training pipeline
+        target[index] = prob
+    else:
+        np.put_along_axis(target, index, prob, axis=-1)
+    return torch.from_numpy(target / target.sum(-1, keepdims=True))
