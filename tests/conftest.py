@@ -92,3 +92,17 @@ def fresh_message_hub(request):
     current hub, which epoch schedules (warm-ups, CTKD) read."""
     from mmengine.logging import MessageHub
     MessageHub.get_instance(f'pytest:{request.node.nodeid}')
+
+
+@pytest.fixture(autouse=True)
+def default_scope_kept(request):
+    """A runner built in a test (mmengine's ``Runner``) makes its config's
+    scope (e.g. mmpretrain) the current default scope for the rest of the
+    process; put the scope the test started with back afterwards, so later
+    tests build in the registries they expect."""
+    from mmengine.registry import DefaultScope
+    scope = DefaultScope.get_current_instance().scope_name
+    yield
+    if DefaultScope.get_current_instance().scope_name != scope:
+        DefaultScope.get_instance(f'pytest-restore:{request.node.nodeid}',
+                                  scope_name=scope)
