@@ -110,6 +110,17 @@ def _read_meta(path: str) -> dict:
         return json.load(file)
 
 
+# Data loads in the run's own process: the benchmark already runs one
+# training per core, and shutting loader workers down cost ~10 s per run
+# here.
+IN_PROCESS_LOADING = {
+    'train_dataloader.num_workers': 0,
+    'train_dataloader.persistent_workers': False,
+    'test_dataloader.num_workers': 0,
+    'test_dataloader.persistent_workers': False,
+}
+
+
 # ------------------------------------------------------------ detection
 def scenes_schedule_options(iters: int) -> Dict:
     """Config options that rescale the digit configs' schedule (10% linear
@@ -127,17 +138,6 @@ def scenes_schedule_options(iters: int) -> Dict:
         'default_hooks.logger.interval': min(50, iters),
         **IN_PROCESS_LOADING,
     }
-
-
-# Data loads in the run's own process: the benchmark already runs one
-# training per core, and shutting loader workers down cost ~10 s per run
-# here.
-IN_PROCESS_LOADING = {
-    'train_dataloader.num_workers': 0,
-    'train_dataloader.persistent_workers': False,
-    'test_dataloader.num_workers': 0,
-    'test_dataloader.persistent_workers': False,
-}
 
 
 def scenes_split_options(data_root: str, split: str) -> Dict:

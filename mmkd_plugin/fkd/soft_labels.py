@@ -51,7 +51,8 @@ def rebuild_soft_label(indices: np.ndarray, probs: np.ndarray,
         fill = np.zeros_like(prob[..., :1])
     else:
         fill = np.maximum(1 - prob.sum(-1, keepdims=True), 0) / num_other
-    target = np.repeat(fill, num_classes, axis=-1).astype(np.float32)
+    target = np.repeat(fill, num_classes, axis=-1).astype(np.float32,
+                                                         copy=False)
     if target.ndim == 1:  # one crop, as in the training pipeline
         target[index] = prob
     else:
