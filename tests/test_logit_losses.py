@@ -265,9 +265,21 @@ def test_rejects_mismatched_logits(student_shape, teacher_shape):
     (torch.tensor([0, 1, 2]), r'got torch.int64 labels of shape \(3,\)'),
     (torch.tensor([0.0, 1.0]), 'integer labels'),
 ])
-def test_wsld_rejects_bad_labels(labels, match):
-    with pytest.raises(ValueError, match=match):
-        WSLDLoss()(torch.zeros(2, 5), torch.zeros(2, 5), labels)
+@pytest.mark.parametrize('loss_cls', [WSLDLoss, DKDLoss])
+def test_label_losses_reject_bad_labels(loss_cls, labels, match):
+    with pytest.raises(ValueError, match=loss_cls.__name__ + '.*' + match):
+        loss_cls()(torch.zeros(2, 5), torch.zeros(2, 5), labels)
+
+
+def test_label_range_is_not_read_off_the_cpu():
+    """Off the CPU the range check would wait for the device every step,
+    so it is skipped there (meta tensors have no values to read: reading
+    one raises)."""
+    from mmkd_plugin.models.losses.kd_loss import check_labels
+    logits = torch.zeros(2, 5, device='meta')
+    check_labels('DKDLoss', torch.tensor([0, 9], device='meta'), logits)
+    with pytest.raises(ValueError, match='integer labels'):
+        check_labels('DKDLoss', torch.zeros(2, device='meta'), logits)
 
 
 # --------------------------------------------------------------- DKD warm-up

@@ -18,8 +18,9 @@ from mmengine.registry import MODELS
 from torch import Tensor
 
 from ..utils import warmup_factor
-from .kd_loss import (call_temperature, check_logits, sample_count,
-                      standardize_logits, temperature_weighted_sum)
+from .kd_loss import (call_temperature, check_labels, check_logits,
+                      sample_count, standardize_logits,
+                      temperature_weighted_sum)
 from .precision import full_precision
 
 # Subtracted from the (temperature-scaled) target logit to drop it from the
@@ -129,13 +130,7 @@ class DKDLoss(nn.Module):
         if num_classes < 2:
             raise ValueError('DKDLoss needs at least 2 classes, got '
                              f'logits of shape {tuple(student_logits.shape)}.')
-        if labels.shape != (num_samples, ):
-            raise ValueError(f'DKDLoss: labels must have shape '
-                             f'({num_samples}, ), got {tuple(labels.shape)}.')
-        if num_samples and (labels.min() < 0 or labels.max() >= num_classes):
-            raise ValueError(f'DKDLoss: labels must lie in [0, {num_classes})'
-                             f', got [{int(labels.min())}, '
-                             f'{int(labels.max())}].')
+        check_labels('DKDLoss', labels, student_logits)
         with full_precision(student_logits) as dtype:
             temp = self.temperature if temperature is None else \
                 call_temperature('DKDLoss', temperature, num_samples, dtype)
@@ -153,11 +148,12 @@ class DKDLoss(nn.Module):
                   temp: Union[float, Tensor]) -> tuple:
         """Per-sample TCKD and NCKD KL divergences (B, ) at temperature
         ``temp`` (a float, 0-d or (B, 1) tensor), before T^2 / B."""
-        num_classes = z_s.shape[1]
         if self.logit_standardization:
             z_s, z_t = standardize_logits(z_s), standardize_logits(z_t)
         z_s, z_t = z_s / temp, z_t / temp
-        gt_mask = F.one_hot(labels.long(), num_classes).bool()
+        # scatter, not F.one_hot: one_hot checks the label range on the host
+        gt_mask = torch.zeros_like(z_s, dtype=torch.bool).scatter_(
+            1, labels.long()[:, None], True)
         tckd = F.kl_div(_binary_log_probs(z_s, gt_mask),
                         _binary_log_probs(z_t, gt_mask),
                         reduction='none', log_target=True).sum(dim=1)

@@ -62,14 +62,22 @@ def check_logits(name: str, student_logits: Tensor,
 
 def check_labels(name: str, labels: Tensor, logits: Tensor) -> None:
     """Raise a ValueError naming the shapes unless ``labels`` are (B, )
-    integer classes in [0, C) for logits of shape (B, C)."""
+    integer classes in [0, C) for logits of shape (B, C).
+
+    The range is checked for labels on the CPU only: on an accelerator the
+    check would make the host wait for the device at every step; there an
+    out-of-range label fails in the loss's own indexing (a device-side
+    assert) instead.
+    """
     num_samples, num_classes = logits.shape
     if labels.shape != (num_samples, ) or labels.is_floating_point():
         raise ValueError(
             f'{name} expects integer labels of shape {(num_samples, )} for '
             f'logits of shape {tuple(logits.shape)}, got '
             f'{labels.dtype} labels of shape {tuple(labels.shape)}.')
-    if num_samples and (labels.min() < 0 or labels.max() >= num_classes):
+    if labels.device.type != 'cpu' or not num_samples:
+        return
+    if labels.min() < 0 or labels.max() >= num_classes:
         raise ValueError(
             f'{name}: labels must lie in [0, {num_classes}) for logits of '
             f'shape {tuple(logits.shape)}, got [{int(labels.min())}, '
