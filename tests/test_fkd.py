@@ -575,6 +575,34 @@ def test_digits_config_accepts_labels_made_from_the_teacher_config():
         assert fkd_cfg[key] == student_cfg[key], key
 
 
+def test_digits_multi_crop_config_keeps_the_baseline_steps_and_crops():
+    """4 crops of each decoded image per step: the step holds the
+    baseline's 64 samples and one pass counts as 4 epochs, so the run has
+    the baseline's steps, crops and cosine span; the crops replayed are the
+    single-crop config's."""
+    from tests.conftest import CONFIG_DIR
+    fkd_dir = osp.join(CONFIG_DIR, 'classification', 'fkd')
+    multi = Config.fromfile(osp.join(fkd_dir,
+                                     'fkd-mc4_resnet18-w4_digits.py'))
+    single = Config.fromfile(osp.join(fkd_dir, 'fkd_resnet18-w4_digits.py'))
+    student = Config.fromfile(osp.join(CONFIG_DIR, 'classification',
+                                       'digits', 'resnet18-w4_digits.py'))
+    loader = multi.train_dataloader
+    assert [step.type for step in loader.dataset.pipeline] == [
+        'LoadImageFromFile', 'FKDMultiCrop']
+    multi_crop = loader.dataset.pipeline[1]
+    crops = multi_crop.num_crops
+    assert crops > 1
+    assert multi_crop.replay == single.train_dataloader.dataset.pipeline[1]
+    assert loader.collate_fn.type == 'fkd_multi_crop_collate'
+    assert loader.batch_size * crops == student.train_dataloader.batch_size
+    assert multi.train_cfg.max_epochs * crops == student.train_cfg.max_epochs
+    assert multi.param_scheduler.T_max == multi.train_cfg.max_epochs
+    assert multi.default_hooks.checkpoint.interval == \
+        multi.train_cfg.max_epochs
+    assert multi.model == single.model
+
+
 # Several crops of one image per step
 
 
