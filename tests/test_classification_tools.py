@@ -206,6 +206,7 @@ def test_benchmark_epoch_times_each_config_against_the_first(
     assert [osp.basename(row['config']) for row in rows] == [
         'resnet18-w4_digits.py', 'resnet18_digits.py']
     assert all(row['epoch_s'] > 0 and row['step_s'] > 0 for row in rows)
+    assert [row['steps'] for row in rows] == [2, 2]  # 8 images, batch 4
     out = capsys.readouterr().out
     assert '| resnet18-w4_digits.py |' in out
     assert out.split('| resnet18-w4_digits.py |')[1].split('|')[1].strip() \

@@ -82,8 +82,8 @@ def timing_config(path: str, args: argparse.Namespace, work_dir: str):
 
 
 def time_config(path: str, args: argparse.Namespace, work_dir: str) -> dict:
-    """Train ``path``; return seconds per epoch and median step / data
-    seconds (mmengine's iteration timer)."""
+    """Train ``path``; return seconds per epoch, steps per epoch and median
+    step / data seconds (mmengine's iteration timer)."""
     from mmengine.runner import Runner
     runner = Runner.from_cfg(timing_config(path, args, work_dir))
     start = time.perf_counter()
@@ -92,20 +92,28 @@ def time_config(path: str, args: argparse.Namespace, work_dir: str) -> dict:
     hub = runner.message_hub
     step_s = statistics.median(hub.get_scalar('train/time').data[0])
     data_s = statistics.median(hub.get_scalar('train/data_time').data[0])
-    return dict(config=path, epoch_s=epoch_s, step_s=step_s, data_s=data_s)
+    steps = runner.train_loop.max_iters // args.epochs
+    return dict(config=path, epoch_s=epoch_s, steps=steps, step_s=step_s,
+                data_s=data_s)
 
 
 def markdown(rows: List[dict]) -> str:
-    """The rows as a table, with ratios to the first row."""
+    """The rows as a table, with ratios to the first row.
+
+    Steps per epoch tell epochs of different lengths apart: with several
+    crops of each image per step (FKD's ``FKDMultiCrop``), one pass over
+    the data holds that many times the steps of a plain epoch.
+    """
     first = rows[0]
     lines = ['| config | s / epoch | ratio | median step s | ratio | '
-             'median data s |', '| --- | ---: | ---: | ---: | ---: | ---: |']
+             'median data s | steps / epoch |',
+             '| --- | ---: | ---: | ---: | ---: | ---: | ---: |']
     for row in rows:
         lines.append(
             f'| {osp.basename(row["config"])} | {row["epoch_s"]:.1f} | '
             f'{row["epoch_s"] / first["epoch_s"]:.3f} | '
             f'{row["step_s"]:.4f} | {row["step_s"] / first["step_s"]:.3f} | '
-            f'{row["data_s"]:.4f} |')
+            f'{row["data_s"]:.4f} | {row["steps"]} |')
     return '\n'.join(lines)
 
 
