@@ -50,7 +50,7 @@ def amp_step(cfg_name):
 
 def test_amp_feature_method_step(cpu_amp):
     model, optim_wrapper, inputs, samples = amp_step(
-        'cwd_retina_r18_r18-w16_digits.py')
+        'cwd_retina_r18-w32_r18-w8_digits.py')
     student_necks, s_hook = record_outputs(model.student.neck)
     teacher_necks, t_hook = record_outputs(model.teacher.neck)
     before = {k: v.clone() for k, v in model.student.state_dict().items()}
@@ -84,7 +84,7 @@ def test_amp_head_method_step(cpu_amp):
     # (A two-stage student cannot run bfloat16 autocast on the CPU: mmcv's
     # CPU NMS in its RPN has no bfloat16 kernel, distillation or not.)
     model, optim_wrapper, inputs, samples = amp_step(
-        'ld_gfl_r18_r18-w16_digits.py')
+        'ld_gfl_r18-w32_r18-w8_digits.py')
     teacher_outputs, hook = record_outputs(model.teacher.bbox_head)
     with optim_wrapper.optim_context(model):
         losses = model.loss(inputs, samples)

@@ -294,7 +294,7 @@ def test_bckd_head_options_checked():
 
 
 # --------------------------------------------------------------- models
-DIGITS = 'bckd_gfl_r18_r18-w16_digits.py'
+DIGITS = 'bckd_gfl_r18-w32_r18-w8_digits.py'
 
 
 def build(cfg_name, **head):
@@ -316,8 +316,8 @@ def test_bckd_composes_with_ld_in_one_head():
     """One head with the digits LD setting (main LD + VLR + classification
     KD) and BCKD: every term is logged and equals its value in the LD-only
     and the BCKD-only configs (same weights, same batch)."""
-    combined = build('ld_gfl_r18_r18-w16_digits.py', type='BCKDGFLHead')
-    ld_only = build('ld_gfl_r18_r18-w16_digits.py')
+    combined = build('ld_gfl_r18-w32_r18-w8_digits.py', type='BCKDGFLHead')
+    ld_only = build('ld_gfl_r18-w32_r18-w8_digits.py')
     bckd_only = build(DIGITS)
     for other in (ld_only, bckd_only):
         other.student.load_state_dict(combined.student.state_dict())

@@ -20,10 +20,10 @@ TINY = ['--shape', '64', '64', '--batch', '2', '--boxes', '2', '--iters',
 
 
 @pytest.mark.parametrize('config, plain_head', [
-    ('fgd_retina_r18_r18-w16_digits.py', None),
-    ('dkd_faster-rcnn_r18_r18-w16_digits.py', 'StandardRoIHead'),
-    ('ld_gfl_r18_r18-w16_digits.py', 'GFLHead'),
-    ('crosskd_gfl_r18_r18-w16_digits.py', 'GFLHead'),
+    ('fgd_retina_r18-w32_r18-w8_digits.py', None),
+    ('dkd_faster-rcnn_r18-w32_r18-w8_digits.py', 'StandardRoIHead'),
+    ('ld_gfl_r18-w32_r18-w8_digits.py', 'GFLHead'),
+    ('crosskd_gfl_r18-w32_r18-w8_digits.py', 'GFLHead'),
     ('classification/dist_r34_r18_in1k.py', None),
 ])
 def test_benchmark_writes_medians(tmp_path, config, plain_head, capsys):
@@ -89,7 +89,7 @@ def test_crosskd_rest_ratio_counts_the_teacher_head_work():
 @pytest.mark.parametrize('argv, message', [
     ([], 'give a CONFIG or --demo-pairs'),
     (['no_such_config.py'], 'config not found'),
-    (['--demo-pairs', osp.join(CONFIG_DIR, 'fgd_retina_r18_r18-w16_digits.py')],
+    (['--demo-pairs', osp.join(CONFIG_DIR, 'fgd_retina_r18-w32_r18-w8_digits.py')],
      'not both'),
 ])
 def test_benchmark_argument_errors(argv, message, capsys):

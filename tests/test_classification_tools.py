@@ -212,4 +212,4 @@ def test_benchmark_epoch_times_each_config_against_the_first(
     assert out.split('| resnet18-w4_digits.py |')[1].split('|')[1].strip() \
         == '1.000'
     with pytest.raises(ValueError, match='trains by iterations'):
-        tool['main']([osp.join(CONFIG_DIR, 'cwd_retina_r18_r18-w16_digits.py')])
+        tool['main']([osp.join(CONFIG_DIR, 'cwd_retina_r18-w32_r18-w8_digits.py')])

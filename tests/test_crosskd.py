@@ -544,7 +544,7 @@ CONFIG_KEYS = {
         'loss_crosskd_cls', 'loss_crosskd_bbox', 'loss_crosskd_centerness'
     ],
     'crosskd_fcos_r101_r50.py': ['loss_crosskd_cls', 'loss_crosskd_bbox'],
-    'crosskd_gfl_r18_r18-w16_digits.py': [
+    'crosskd_gfl_r18-w32_r18-w8_digits.py': [
         'loss_crosskd_cls', 'loss_crosskd_bbox'
     ],
 }

@@ -55,14 +55,14 @@ RTOL = 1e-5
 # config, distillation loss keys, and each key's weight in the global
 # gradient relative to the 2B-batch loss (1 / WORLD_SIZE: constant divisor).
 CASES = {
-    'cwd': ('cwd_retina_r18_r18-w16_digits.py', {'loss_cwd_fpn': 1.0}),
-    'fgd': ('fgd_retina_r18_r18-w16_digits.py', {'loss_fgd_fpn': 1.0}),
-    'ld': ('ld_gfl_r18_r18-w16_digits.py', {
+    'cwd': ('cwd_retina_r18-w32_r18-w8_digits.py', {'loss_cwd_fpn': 1.0}),
+    'fgd': ('fgd_retina_r18-w32_r18-w8_digits.py', {'loss_fgd_fpn': 1.0}),
+    'ld': ('ld_gfl_r18-w32_r18-w8_digits.py', {
         'loss_ld': 1.0 / WORLD_SIZE,
         'loss_ld_vlr': 1.0 / WORLD_SIZE,
         'loss_kd_cls': 1.0,
     }),
-    'dkd': ('dkd_faster-rcnn_r18_r18-w16_digits.py', {'loss_dkd': 1.0}),
+    'dkd': ('dkd_faster-rcnn_r18-w32_r18-w8_digits.py', {'loss_dkd': 1.0}),
 }
 SAMPLE_ALL = 10**6
 

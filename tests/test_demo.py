@@ -69,7 +69,10 @@ def test_summary_gain_gap_and_control():
 
 
 # ------------------------------------------------------------------ plan
-def test_plan_has_teacher_baselines_controls_and_students():
+def test_plan_has_teacher_baselines_controls_and_students(monkeypatch):
+    # No digits config starts its student from the teacher (the heads
+    # differ in width); a method that did gets the init-only control.
+    monkeypatch.setitem(METHODS['fgd'], 'init_from_teacher', ('bbox_head', ))
     specs = plan_runs(['fgd', 'cwd', 'ld'], [0, 1], 100, CONFIG_DIR,
                       convergence_seeds=[0, 1])
     names = [spec.name for spec in specs]
@@ -108,6 +111,9 @@ def test_every_method_config_uses_its_family_teacher_and_student():
             'mmkd_plugin::' + family['teacher'], method
         assert model.student.cfg_path == \
             'mmkd_plugin::' + family['baseline'], method
+        # the benchmark's control follows what the config initialises
+        assert tuple(model.get('student_init_from_teacher') or ()) == \
+            tuple(spec.get('init_from_teacher', ())), method
 
 
 # ------------------------------------------------------------- signature
@@ -136,11 +142,12 @@ def test_signature_follows_what_decides_the_weights(tmp_path):
 # ---------------------------------------------------- init-only control
 def test_init_only_control_starts_from_the_teachers_head(tmp_path):
     """The control's bbox_head equals the teacher checkpoint's after
-    mmengine's weight init; its other modules do not."""
+    mmengine's weight init; its other modules do not. (The checkpoint is of
+    the baseline's architecture: the proxy's teacher has a wider head.)"""
     from mmdet.registry import MODELS
     teacher_cfg = load_config(
-        RunSpec('t', osp.join(CONFIG_DIR, FAMILIES['retina']['teacher']), 0,
-                4), str(tmp_path), str(tmp_path), None)
+        RunSpec('t', osp.join(CONFIG_DIR, FAMILIES['retina']['baseline']),
+                0, 4), str(tmp_path), str(tmp_path), None)
     teacher = MODELS.build(teacher_cfg.model)
     teacher.init_weights()
     ckpt = str(tmp_path / 'teacher.pth')
@@ -178,15 +185,14 @@ def test_demo_trains_reports_and_continues_from_its_cache(tmp_path):
     log = run_demo(tmp_path)
     (work, ) = [p for p in (tmp_path / 'work').iterdir()]
     assert work.name == 'seed0_64px_2-5digits_8-4-4'
-    names = ['retina_teacher', 'retina_baseline', 'fgd', 'fgd_init_only']
+    names = ['retina_teacher', 'retina_baseline', 'fgd']
     for name in names:
         assert f'{name}: started' in log
         assert (work / name / 'iter_2.pth').is_file()
     assert 'loss_fgd_fpn0' in (work / 'fgd' / 'console.log').read_text()
     assert (work / 'map.png').read_bytes()[:8] == PNG_MAGIC
     table = (work / 'table.md').read_text()
-    for name in ('retina_teacher', 'retina_baseline', 'fgd',
-                 'fgd_init_only'):
+    for name in names:
         assert f'| {name} |' in table
     results = json.loads((work / 'results.json').read_text())
     runs = {run['name']: run for run in results['runs']}

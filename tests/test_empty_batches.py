@@ -20,9 +20,9 @@ from .conftest import load_offline_config
 
 SIZE = 128
 CONFIGS = {
-    'fgd': 'fgd_retina_r18_r18-w16_digits.py',
-    'ld': 'ld_gfl_r18_r18-w16_digits.py',
-    'dkd': 'dkd_faster-rcnn_r18_r18-w16_digits.py',
+    'fgd': 'fgd_retina_r18-w32_r18-w8_digits.py',
+    'ld': 'ld_gfl_r18-w32_r18-w8_digits.py',
+    'dkd': 'dkd_faster-rcnn_r18-w32_r18-w8_digits.py',
 }
 # Per image: gt boxes and crowd boxes (xyxy, pixels of the 128x128 image).
 BATCHES = {

@@ -418,12 +418,12 @@ def built():
 DISTILL_KEYS = {
     'ld_gfl_r101_r18.py': ['loss_ld'],
     'ld_gfl_r101_r50.py': ['loss_ld', 'loss_ld_vlr', 'loss_kd_cls'],
-    'ld_gfl_r18_r18-w16_digits.py': ['loss_ld', 'loss_ld_vlr', 'loss_kd_cls'],
+    'ld_gfl_r18-w32_r18-w8_digits.py': ['loss_ld', 'loss_ld_vlr', 'loss_kd_cls'],
     'fgd_ld_gfl_r101_r50.py': ['loss_ld'] + [f'loss_fgd_fpn{i}'
                                              for i in range(5)],
     'dkd_faster-rcnn_r101_r18.py': ['loss_dkd'],
     'kd_faster-rcnn_r101_r18.py': ['loss_kd'],
-    'dkd_faster-rcnn_r18_r18-w16_digits.py': ['loss_dkd'],
+    'dkd_faster-rcnn_r18-w32_r18-w8_digits.py': ['loss_dkd'],
 }
 
 

@@ -158,7 +158,7 @@ def test_stop_distill_hook_refuses_bad_input():
 
 
 def test_stop_distill_hook_refuses_heads_that_distil_in_their_loss():
-    model, _ = build_digits_model('ld_gfl_r18_r18-w16_digits.py')
+    model, _ = build_digits_model('ld_gfl_r18-w32_r18-w8_digits.py')
     assert model.self_distilling_heads == ['bbox_head']
     hook = StopDistillHook(stop_epoch=1)
     with pytest.raises(ValueError, match=r"\['bbox_head'\] distil inside"):

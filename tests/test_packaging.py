@@ -127,12 +127,12 @@ def test_installed_package_resolves_its_own_configs_and_tools(
         "dist = pkg_resources.get_distribution('mmkd_plugin')\n"
         "root = osp.join(dist.location, 'mmkd_plugin')\n"
         "print('train', osp.isfile(osp.join(root, '.mim/tools/train.py')))\n"
-        "found = [osp.join(d, 'cwd_retina_r18_r18-w16_digits.py') for d, _, f\n"
+        "found = [osp.join(d, 'cwd_retina_r18-w32_r18-w8_digits.py') for d, _, f\n"
         '         in os.walk(root, followlinks=True)\n'
-        "         if 'cwd_retina_r18_r18-w16_digits.py' in f]\n"
+        "         if 'cwd_retina_r18-w32_r18-w8_digits.py' in f]\n"
         "print('found', found)\n"
         'from mmengine.hub import get_config\n'
-        "cfg = get_config('mmkd_plugin::cwd_retina_r18_r18-w16_digits.py')\n"
+        "cfg = get_config('mmkd_plugin::cwd_retina_r18-w32_r18-w8_digits.py')\n"
         "print('hub', cfg.filename, cfg.model.type)\n"
         'from mmengine.config import Config\n'
         "with open('child.py', 'w') as f:\n"
@@ -142,7 +142,7 @@ def test_installed_package_resolves_its_own_configs_and_tools(
     assert f'module {package}/__init__.py' in out
     assert f'scope {installed}/_mmkd_plugin_scope.py' in out
     assert 'train True' in out
-    digits = f'{package}/.mim/configs/cwd_retina_r18_r18-w16_digits.py'
+    digits = f'{package}/.mim/configs/cwd_retina_r18-w32_r18-w8_digits.py'
     assert f"found ['{digits}']" in out
     assert f'hub {digits} DistillationDetector' in out
     assert 'base DistillationDetector' in out
@@ -154,7 +154,7 @@ def test_command_mim_runs_trains_from_the_installed_package(
                           seed=4)
     mim_dir = installed / 'mmkd_plugin' / '.mim'
     argv = [str(mim_dir / 'tools' / 'train.py'),
-            str(mim_dir / 'configs' / 'retina_r18-w16_digits.py'),
+            str(mim_dir / 'configs' / 'retina_r18-w8_digits.py'),
             '--launcher', 'none', '--work-dir', str(tmp_path / 'work'),
             '--cfg-options', 'train_cfg.max_iters=1',
             'default_hooks.logger.interval=1',

@@ -28,9 +28,9 @@ pytestmark = pytest.mark.usefixtures('one_thread')
 NUM_ITERS = 4
 IMAGE_SIZE = 64
 CONFIGS = {
-    'cwd': 'cwd_retina_r18_r18-w16_digits.py',
-    'fgd': 'fgd_retina_r18_r18-w16_digits.py',
-    'mgd': 'mgd_retina_r18_r18-w16_digits.py',
+    'cwd': 'cwd_retina_r18-w32_r18-w8_digits.py',
+    'fgd': 'fgd_retina_r18-w32_r18-w8_digits.py',
+    'mgd': 'mgd_retina_r18-w32_r18-w8_digits.py',
 }
 
 

@@ -21,7 +21,7 @@ from mmkd_plugin.engine import TeacherSanityHook
 from mmkd_plugin.utils.digit_scenes import generate_digit_scenes
 from .conftest import CONFIG_DIR
 
-DIGITS_CONFIG = osp.join(CONFIG_DIR, 'cwd_retina_r18_r18-w16_digits.py')
+DIGITS_CONFIG = osp.join(CONFIG_DIR, 'cwd_retina_r18-w32_r18-w8_digits.py')
 NUM_VAL = 8
 DISTILL_KEYS = [f'loss_cwd_fpn{level}' for level in range(4)]
 

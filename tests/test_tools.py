@@ -19,7 +19,7 @@ from mmengine.config import Config
 from mmkd_plugin.utils.digit_scenes import generate_digit_scenes
 from .conftest import CONFIG_DIR, REPO_ROOT
 
-DIGITS_CONFIG = osp.join(CONFIG_DIR, 'cwd_retina_r18_r18-w16_digits.py')
+DIGITS_CONFIG = osp.join(CONFIG_DIR, 'cwd_retina_r18-w32_r18-w8_digits.py')
 # Only against a hung process, never a bound on speed.
 HANG_GUARD_S = 3 * 3600
 FAST_OPTIONS = [
@@ -252,7 +252,7 @@ def test_hub_get_config_and_get_model_in_fresh_interpreter(tmp_path):
         'print(cfg.model.type, cfg.model.distill[0].loss.type)\n'
         "base = get_config('mmkd_plugin::_base_/digit_scenes.py')\n"
         "print('base', base.digit_scenes.train_cfg.max_iters)\n"
-        "model = get_model('mmkd_plugin::cwd_retina_r18_r18-w16_digits.py')\n"
+        "model = get_model('mmkd_plugin::cwd_retina_r18-w32_r18-w8_digits.py')\n"
         'print(type(model).__name__, type(model.student).__name__,\n'
         '      sorted(model.distill_loss_keys()))\n'
         'try:\n'

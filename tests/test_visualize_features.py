@@ -21,7 +21,7 @@ from mmdet.registry import MODELS
 from .conftest import CONFIG_DIR, REPO_ROOT, load_offline_config
 
 TOOL = osp.join(REPO_ROOT, 'tools', 'visualize_features.py')
-FGD_CONFIG = 'fgd_retina_r18_r18-w16_digits.py'
+FGD_CONFIG = 'fgd_retina_r18-w32_r18-w8_digits.py'
 CONFIG_PATH = osp.join(CONFIG_DIR, FGD_CONFIG)
 IMAGE_HW = (64, 96)  # resized to 85 x 128 (see `assets`), pad 96
 BOX_XYWH = [12, 10, 28, 20]  # the first bright rectangle, the only gt box
@@ -213,7 +213,7 @@ def test_clear_errors(assets, case):
         'random_teacher': 'the teacher has no weights',
     }[case]
     if case == 'plain_config':
-        config = osp.join(CONFIG_DIR, 'retina_r18-w16_digits.py')
+        config = osp.join(CONFIG_DIR, 'retina_r18-w8_digits.py')
     elif case == 'missing_image':
         image = str(assets.root / 'nope.png')
     elif case == 'missing_ckpt':

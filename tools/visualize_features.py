@@ -13,7 +13,7 @@ two attention maps: numbers to compare before and after distillation.
 Usage::
 
     # a checkpoint of the distilled run, the teacher from the demo
-    python tools/visualize_features.py configs/fgd_retina_r18_r18-w16_digits.py \\
+    python tools/visualize_features.py configs/fgd_retina_r18-w32_r18-w8_digits.py \\
         work_dirs/demo/fgd/iter_500.pth data/digit_scenes/val/000000.png \\
         --teacher-ckpt work_dirs/demo/teacher/iter_1000.pth
     # an exported student (tools/export_student.py), two levels, own boxes

@@ -7,8 +7,8 @@
 # under `digit_scenes` (data, schedule, runtime) and `digit_retina`,
 # `digit_gfl`, `digit_faster_rcnn` (the small models, at the end). Each
 # detector family has ONE config that takes the data and schedule from
-# here with `key = {{_base_.digit_scenes.key}}` (retina_r18_digits.py,
-# gfl_r18_digits.py, faster-rcnn_r18_digits.py, the teachers); the
+# here with `key = {{_base_.digit_scenes.key}}` (retina_r18-w32_digits.py,
+# gfl_r18-w32_digits.py, faster-rcnn_r18-w32_digits.py, the teachers); the
 # narrower students inherit their teacher's config, and each distillation
 # config inherits its student's config, so neither repeats that block.
 #
@@ -124,23 +124,29 @@ digit_scenes = dict(
 )
 
 
-# Small detectors sized for 64-128 px scenes (CPU scale): a ResNet of
-# `base_channels` width (64 is the standard ResNet; the benchmark's students
-# use 16, a quarter of every stage's width, about 1/10 of its parameters),
-# a 64-channel FPN on C2-C5 (start_level=0, 4 levels P2-P5, strides 4-32)
-# and 2-conv 64-channel heads, so that teacher and student features have the
-# same shape at every level. The backbones start from random weights
-# (init_cfg=None: nothing can be downloaded here), so no stage is frozen and
-# BatchNorm trains (frozen_stages=-1, norm_eval=False); a frozen random stem
-# would never learn. `_delete_` replaces the whole backbone/neck, so the same
-# override turns any mmdet config of the family into the small variant.
-def _small_backbone_neck(depth, base_channels=64):
-    expansion = 1 if depth < 50 else 4
+# Small detectors sized for 64-128 px scenes (CPU scale): a ResNet-18 of
+# `base_channels` width (64 is the standard ResNet), a 64-channel FPN on
+# C2-C5 (start_level=0, 4 levels P2-P5, strides 4-32) and 2-conv heads of
+# `head_channels`. The benchmark's pairs differ in capacity, not in the
+# shapes distillation compares (docs/efficacy.md, "The proxy"):
+# - teacher: half width (base_channels 32), 64-channel heads;
+# - student: an eighth of the width (base_channels 8) and 32-channel heads.
+# Both FPNs give 64 channels, so every feature method compares tensors of
+# one shape; the heads differ, so no head can be copied from the teacher.
+# The backbones start from random weights (init_cfg=None: nothing can be
+# downloaded here), so no stage is frozen and BatchNorm trains
+# (frozen_stages=-1, norm_eval=False); a frozen random stem would never
+# learn. `_delete_` replaces the whole backbone/neck, so the same override
+# turns any mmdet config of the family into the small variant.
+_FPN_CHANNELS = 64
+
+
+def _small_backbone_neck(base_channels):
     return dict(
         backbone=dict(
             _delete_=True,
             type='ResNet',
-            depth=depth,
+            depth=18,
             base_channels=base_channels,
             num_stages=4,
             out_indices=(0, 1, 2, 3),
@@ -152,52 +158,54 @@ def _small_backbone_neck(depth, base_channels=64):
         neck=dict(
             _delete_=True,
             type='FPN',
-            in_channels=[base_channels * expansion * 2**i for i in range(4)],
-            out_channels=64,
+            in_channels=[base_channels * 2**i for i in range(4)],
+            out_channels=_FPN_CHANNELS,
             start_level=0,
             num_outs=4))
 
 
 # RetinaNet: mmdet's anchors (3 scales x 3 ratios per cell) on strides 4-32;
 # the smallest span 16-25 px.
-def _small_retina(depth, base_channels=64):
+def _small_retina(base_channels, head_channels):
     return dict(
-        **_small_backbone_neck(depth, base_channels),
+        **_small_backbone_neck(base_channels),
         bbox_head=dict(
             num_classes=10,
-            in_channels=64,
-            feat_channels=64,
+            in_channels=_FPN_CHANNELS,
+            feat_channels=head_channels,
             stacked_convs=2,
             anchor_generator=dict(strides=[4, 8, 16, 32])))
 
 
 # GFL keeps mmdet's ATSS anchors (one 8x-stride anchor per cell, reg_max 16)
 # on strides 4-32 with a 2-conv head.
-def _small_gfl(depth, base_channels=64):
+def _small_gfl(base_channels, head_channels):
     return dict(
-        **_small_backbone_neck(depth, base_channels),
+        **_small_backbone_neck(base_channels),
         bbox_head=dict(
             num_classes=10,
-            in_channels=64,
-            feat_channels=64,
+            in_channels=_FPN_CHANNELS,
+            feat_channels=head_channels,
             stacked_convs=2,
             anchor_generator=dict(strides=[4, 8, 16, 32])))
 
 
 # Faster R-CNN's RPN uses anchor scale 4 (16-128 px instead of mmdet's
 # 32-256) and fewer proposals (CPU scale); the RoI head keeps mmdet's 2-fc
-# box head (256-d fcs instead of 1024).
-def _small_faster_rcnn(depth, base_channels=64):
+# box head with fcs of 4 x `head_channels` (256 for the teacher instead of
+# mmdet's 1024).
+def _small_faster_rcnn(base_channels, head_channels):
     return dict(
-        **_small_backbone_neck(depth, base_channels),
+        **_small_backbone_neck(base_channels),
         rpn_head=dict(
-            in_channels=64,
-            feat_channels=64,
+            in_channels=_FPN_CHANNELS,
+            feat_channels=head_channels,
             anchor_generator=dict(scales=[4], strides=[4, 8, 16, 32])),
         roi_head=dict(
-            bbox_roi_extractor=dict(out_channels=64,
+            bbox_roi_extractor=dict(out_channels=_FPN_CHANNELS,
                                     featmap_strides=[4, 8, 16, 32]),
-            bbox_head=dict(in_channels=64, fc_out_channels=256,
+            bbox_head=dict(in_channels=_FPN_CHANNELS,
+                           fc_out_channels=4 * head_channels,
                            num_classes=10)),
         train_cfg=dict(
             rpn_proposal=dict(nms_pre=1000, max_per_img=500),
@@ -205,14 +213,15 @@ def _small_faster_rcnn(depth, base_channels=64):
         test_cfg=dict(rpn=dict(nms_pre=500, max_per_img=300)))
 
 
-# `model = {{_base_.digit_retina.r18}}` in a config inheriting an mmdet
-# RetinaNet config (retina_r18_digits.py); the same for GFL and Faster
-# R-CNN. A narrower student overrides `backbone.base_channels` and the
-# FPN's `in_channels` (see `student_widths`).
-digit_retina = dict(r18=_small_retina(18))
-digit_gfl = dict(r18=_small_gfl(18))
-digit_faster_rcnn = dict(r18=_small_faster_rcnn(18))
-# The benchmark's student: ResNet-18 at a quarter of the width.
-student_widths = dict(
-    backbone=dict(base_channels=16),
-    neck=dict(in_channels=[16, 32, 64, 128]))
+# `model = {{_base_.digit_retina.teacher}}` in a config inheriting an mmdet
+# RetinaNet config (retina_r18-w32_digits.py), and `.student` in the
+# student's config, which inherits the teacher's; the same for GFL and
+# Faster R-CNN.
+_TEACHER = dict(base_channels=32, head_channels=64)
+_STUDENT = dict(base_channels=8, head_channels=32)
+digit_retina = dict(teacher=_small_retina(**_TEACHER),
+                    student=_small_retina(**_STUDENT))
+digit_gfl = dict(teacher=_small_gfl(**_TEACHER),
+                 student=_small_gfl(**_STUDENT))
+digit_faster_rcnn = dict(teacher=_small_faster_rcnn(**_TEACHER),
+                         student=_small_faster_rcnn(**_STUDENT))

@@ -1,21 +1,21 @@
 # LD (ld_gfl_r101_r50.py) on the GFL family of the efficacy benchmark (tools/demo.py,
-# docs/efficacy.md): teacher gfl_r18_digits.py (its checkpoint: the
+# docs/efficacy.md): teacher gfl_r18-w32_digits.py (its checkpoint: the
 # benchmark passes it as model.teacher_ckpt), student
-# gfl_r18-w16_digits.py; this file inherits the student's config
+# gfl_r18-w8_digits.py; this file inherits the student's config
 # (data and schedule) and only replaces the model.
 # The paper's full LD setting, as in configs/ld_gfl_r101_r50.py: main LD
 # (T 10, weight 0.25), VLR LD (weight 0.25, / 16) and classification KD on
 # the positives (T 2, weight 10), nothing rescaled. On the earlier 128 px
 # R50 -> R18 proxy (holdout, seed 0) the full setting beat main LD alone and
 # classification KD alone (docs/ablations.md).
-_base_ = './gfl_r18-w16_digits.py'
+_base_ = './gfl_r18-w8_digits.py'
 
 model = dict(
     _delete_=True,
     type='DistillationDetector',
-    teacher=dict(cfg_path='mmkd_plugin::gfl_r18_digits.py'),
+    teacher=dict(cfg_path='mmkd_plugin::gfl_r18-w32_digits.py'),
     student=dict(
-        cfg_path='mmkd_plugin::gfl_r18-w16_digits.py',
+        cfg_path='mmkd_plugin::gfl_r18-w8_digits.py',
         bbox_head=dict(
             type='LDGFLHead',
             cls_kd_normalize='per_level',

@@ -1,18 +1,18 @@
 # PKD (pkd_retina_x101_r50.py) on the RetinaNet family of the efficacy benchmark (tools/demo.py,
-# docs/efficacy.md): teacher retina_r18_digits.py (its checkpoint: the
+# docs/efficacy.md): teacher retina_r18-w32_digits.py (its checkpoint: the
 # benchmark passes it as model.teacher_ckpt), student
-# retina_r18-w16_digits.py; this file inherits the student's config
+# retina_r18-w8_digits.py; this file inherits the student's config
 # (data and schedule) and only replaces the model.
 # PKD on all 4 FPN levels. Weight 1 (COCO: 10), set on the earlier 128 px
 # R50 -> R18 proxy so that the PKD loss at the first iteration is about
 # twice the detection loss; not re-tuned on this proxy.
-_base_ = './retina_r18-w16_digits.py'
+_base_ = './retina_r18-w8_digits.py'
 
 model = dict(
     _delete_=True,
     type='DistillationDetector',
-    teacher=dict(cfg_path='mmkd_plugin::retina_r18_digits.py'),
-    student=dict(cfg_path='mmkd_plugin::retina_r18-w16_digits.py'),
+    teacher=dict(cfg_path='mmkd_plugin::retina_r18-w32_digits.py'),
+    student=dict(cfg_path='mmkd_plugin::retina_r18-w8_digits.py'),
     teacher_ckpt=None,
     distill=[
         dict(

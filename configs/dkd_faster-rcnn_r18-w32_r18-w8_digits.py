@@ -1,18 +1,18 @@
 # DKD (dkd_faster-rcnn_r101_r18.py) on the Faster R-CNN family of the efficacy benchmark (tools/demo.py,
-# docs/efficacy.md): teacher faster-rcnn_r18_digits.py (its checkpoint: the
+# docs/efficacy.md): teacher faster-rcnn_r18-w32_digits.py (its checkpoint: the
 # benchmark passes it as model.teacher_ckpt), student
-# faster-rcnn_r18-w16_digits.py; this file inherits the student's config
+# faster-rcnn_r18-w8_digits.py; this file inherits the student's config
 # (data and schedule) and only replaces the model.
 # DistillRoIHead: DKD on the C+1 logits of the student's sampled RoIs,
 # alpha 1, beta 0.25, T 1, as in the COCO config.
-_base_ = './faster-rcnn_r18-w16_digits.py'
+_base_ = './faster-rcnn_r18-w8_digits.py'
 
 model = dict(
     _delete_=True,
     type='DistillationDetector',
-    teacher=dict(cfg_path='mmkd_plugin::faster-rcnn_r18_digits.py'),
+    teacher=dict(cfg_path='mmkd_plugin::faster-rcnn_r18-w32_digits.py'),
     student=dict(
-        cfg_path='mmkd_plugin::faster-rcnn_r18-w16_digits.py',
+        cfg_path='mmkd_plugin::faster-rcnn_r18-w8_digits.py',
         roi_head=dict(
             type='DistillRoIHead',
             distill_loss=dict(

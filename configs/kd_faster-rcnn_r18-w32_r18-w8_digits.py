@@ -2,7 +2,7 @@
 # benchmark (tools/demo.py, docs/efficacy.md): the DKD config of the family
 # with Hinton's KD (T 1, weight 1) on the C+1 logits of the student's
 # sampled RoIs instead of DKD.
-_base_ = './dkd_faster-rcnn_r18_r18-w16_digits.py'
+_base_ = './dkd_faster-rcnn_r18-w32_r18-w8_digits.py'
 
 model = dict(
     student=dict(

@@ -1,17 +1,17 @@
 # BCKD (bckd_gfl_r101_r50.py) on the GFL family of the efficacy benchmark
-# (tools/demo.py, docs/efficacy.md): teacher gfl_r18_digits.py (its
+# (tools/demo.py, docs/efficacy.md): teacher gfl_r18-w32_digits.py (its
 # checkpoint: the benchmark passes it as model.teacher_ckpt), student
-# gfl_r18-w16_digits.py; this file inherits the student's config (data and
+# gfl_r18-w8_digits.py; this file inherits the student's config (data and
 # schedule) and only replaces the model. Classification KD + GIoU
 # localization KD with the paper's weights, nothing rescaled.
-_base_ = './gfl_r18-w16_digits.py'
+_base_ = './gfl_r18-w8_digits.py'
 
 model = dict(
     _delete_=True,
     type='DistillationDetector',
-    teacher=dict(cfg_path='mmkd_plugin::gfl_r18_digits.py'),
+    teacher=dict(cfg_path='mmkd_plugin::gfl_r18-w32_digits.py'),
     student=dict(
-        cfg_path='mmkd_plugin::gfl_r18-w16_digits.py',
+        cfg_path='mmkd_plugin::gfl_r18-w8_digits.py',
         bbox_head=dict(
             type='BCKDGFLHead',
             loss_bckd_cls=dict(

@@ -1,19 +1,19 @@
-# Teacher of the GFL family of the efficacy benchmark (tools/demo.py,
-# docs/efficacy.md): plain mmdet GFL, ResNet-18 at full width, small
-# variant (64-channel FPN P2-P5, 10 classes; `digit_gfl` in
-# _base_/digit_scenes.py), backbone from random init (nothing can be
-# downloaded here). The family's data and schedule are set here once: its
-# student (gfl_r18-w16_digits.py) inherits this file and every
-# distillation config of the family inherits the student's.
-# Run: python tools/train.py configs/gfl_r18_digits.py
+# Teacher of the RetinaNet family of the efficacy benchmark (tools/demo.py,
+# docs/efficacy.md): plain mmdet RetinaNet, ResNet-18 at half width
+# (base_channels 32), small variant (64-channel FPN P2-P5, 64-channel heads,
+# 10 classes; `digit_retina` in _base_/digit_scenes.py), backbone from random
+# init (nothing can be downloaded here). The family's data and schedule are
+# set here once: its student (retina_r18-w8_digits.py) inherits this file and
+# every distillation config of the family inherits the student's.
+# Run: python tools/train.py configs/retina_r18-w32_digits.py
 _base_ = [
-    'mmdet::gfl/gfl_r50_fpn_1x_coco.py',
+    'mmdet::retinanet/retinanet_r18_fpn_1x_coco.py',
     './_base_/digit_scenes.py'
 ]
 
 custom_imports = dict(imports=['mmkd_plugin'], allow_failed_imports=False)
 
-model = {{_base_.digit_gfl.r18}}
+model = {{_base_.digit_retina.teacher}}
 
 train_dataloader = {{_base_.digit_scenes.train_dataloader}}
 val_dataloader = {{_base_.digit_scenes.val_dataloader}}

@@ -1,0 +1,10 @@
+# Student baseline of the GFL family of the efficacy benchmark
+# (tools/demo.py, docs/efficacy.md): the teacher's config
+# (gfl_r18-w32_digits.py) with a ResNet-18 at an eighth of the standard
+# width (base_channels 8) and 32-channel heads (`digit_gfl` in
+# _base_/digit_scenes.py). Same 64-channel FPN outputs as the teacher (the
+# features distillation compares), same data and schedule.
+# Run: python tools/train.py configs/gfl_r18-w8_digits.py
+_base_ = './gfl_r18-w32_digits.py'
+
+model = {{_base_.digit_gfl.student}}
