@@ -3,9 +3,11 @@
 # benchmark passes it as model.teacher_ckpt), student
 # retina_r18-w8_digits.py; this file inherits the student's config
 # (data and schedule) and only replaces the model.
-# CWD on all 4 FPN levels, tau 1. Weight 0.5 (COCO: 10), set on the earlier
-# 128 px R50 -> R18 proxy so that the CWD loss at the first iteration is
-# about twice the detection loss; not re-tuned on this proxy.
+# CWD on all 4 FPN levels, tau 1. Weight 1.6 (COCO: 10), so that the CWD
+# loss of the first iterations is about twice the detection loss (0.5, set
+# that way on the earlier 128 px R50 -> R18 proxy, gave 0.63x on this pair
+# with its 6000-iteration teacher over the first 10 iterations:
+# TeacherSanityHook). Not compared on the holdout split for this pair.
 _base_ = './retina_r18-w8_digits.py'
 
 model = dict(
@@ -18,7 +20,7 @@ model = dict(
         dict(
             student='neck',
             teacher='neck',
-            loss=dict(type='CWDLoss', tau=1.0, loss_weight=0.5)),
+            loss=dict(type='CWDLoss', tau=1.0, loss_weight=1.6)),
     ])
 
 custom_hooks = {{_base_.digit_scenes.distill_hooks}}
