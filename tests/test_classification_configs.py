@@ -61,11 +61,12 @@ def test_classification_config_one_train_step(cfg_name, random_teacher_ckpt,
 
 
 def test_digits_configs_are_the_proxy_set():
-    assert DIGITS_CONFIGS == sorted([
-        DIGITS_TEACHER, DIGITS_STUDENT, 'kd_resnet18_resnet18-w4_digits.py',
-        'dkd_resnet18_resnet18-w4_digits.py',
-        'dist_resnet18_resnet18-w4_digits.py'
-    ])
+    """The proxy has the teacher, the student and, for every method with an
+    ImageNet config, a distillation config of the same name."""
+    methods = {name.split('_')[0] for name in CLS_CONFIGS}
+    assert DIGITS_CONFIGS == sorted(
+        [DIGITS_TEACHER, DIGITS_STUDENT] +
+        [f'{method}_resnet18_resnet18-w4_digits.py' for method in methods])
 
 
 def build_in_scope(model_cfg):
@@ -118,13 +119,21 @@ def test_digits_distillation_names_the_plain_configs(cfg_name):
     assert cfg.model.teacher.cfg_path == \
         f'mmkd_plugin::classification/digits/{DIGITS_TEACHER}'
     student = resolve_model_config(cfg.model.student, 'student')
-    if set(cfg.model.student) != {'cfg_path'}:  # DIST: only the head's init
-        assert set(cfg.model.student) == {'cfg_path', 'head'}
-        assert set(cfg.model.student.head) == {'init_cfg'}
-        student.head.pop('init_cfg')
+    teacher = resolve_model_config(cfg.model.teacher, 'teacher')
+    if set(cfg.model.student) != {'cfg_path'}:
+        # DIST: only the head's init; ReviewKD: every stage out of both
+        # backbones.
+        assert set(cfg.model.student) in ({'cfg_path', 'head'},
+                                          {'cfg_path', 'backbone'})
+        if 'head' in cfg.model.student:
+            assert set(cfg.model.student.head) == {'init_cfg'}
+            student.head.pop('init_cfg')
+        else:
+            assert cfg.model.student.backbone == cfg.model.teacher.backbone \
+                == dict(out_indices=(0, 1, 2, 3))
+            student.backbone.out_indices = teacher.backbone.out_indices = (3, )
     assert student == student_cfg.model
-    assert resolve_model_config(cfg.model.teacher, 'teacher') == \
-        teacher_cfg.model
+    assert teacher == teacher_cfg.model
     assert student_cfg.model.backbone.base_channels * 4 == \
         teacher_cfg.model.backbone.base_channels
     for key in ('train_dataloader', 'val_dataloader', 'optim_wrapper',

@@ -242,6 +242,47 @@ def test_every_classification_method_config_uses_its_family_models():
         assert model.student.cfg_path == prefix + family['baseline'], method
 
 
+def test_classification_methods_train_in_the_benchmarks_one_epoch(
+        random_teacher_ckpt, one_thread):
+    """The benchmark's runs are iteration-based (one "epoch"): with its
+    options every method takes a training step there, where the configs'
+    own multi-epoch warm-ups and curricula are refused."""
+    import torch
+    from mmengine.config import Config
+    from mmengine.logging import MessageHub
+    from mmengine.registry import DefaultScope
+    from mmpretrain.registry import MODELS
+    from mmpretrain.structures import DataSample
+
+    from mmkd_plugin.efficacy.tasks import CLASSIFICATION as task
+    MessageHub.get_current_instance().update_info('max_epochs', 1)
+    refused = []
+    for method, spec in task.methods.items():
+        cfg = Config.fromfile(osp.join(CONFIG_DIR, task.config_dir,
+                                       spec['config']))
+        cfg.merge_from_dict(spec.get('options', {}))
+        with DefaultScope.overwrite_default_scope('mmpretrain'):
+            model = MODELS.build(cfg.model)
+        model.teacher_ckpt = random_teacher_ckpt(model.teacher)
+        model.init_weights()
+        samples = [DataSample().set_gt_label(label) for label in (0, 5)]
+        losses = model.loss(torch.randn(2, 3, 32, 32), samples)
+        assert all(torch.isfinite(v).all() for v in losses.values()), method
+        unset = Config.fromfile(osp.join(CONFIG_DIR, task.config_dir,
+                                         spec['config']))
+        with DefaultScope.overwrite_default_scope('mmpretrain'):
+            model = MODELS.build(unset.model)
+        model.teacher_ckpt = random_teacher_ckpt(model.teacher)
+        model.init_weights()
+        try:
+            model.loss(torch.randn(2, 3, 32, 32), samples)
+        except ValueError as error:
+            assert 'longer than the training (1 epochs)' in str(error)
+            refused.append(method)
+    # Without the options, the epoch schedules are refused.
+    assert refused == ['cls-dkd', 'cls-ctkd', 'cls-sdd-dkd', 'cls-reviewkd']
+
+
 def test_plan_of_the_classification_runs():
     specs = plan_runs(['cls-kd', 'cls-dist'], [0, 1], 100, CONFIG_DIR)
     assert [spec.name for spec in specs] == [

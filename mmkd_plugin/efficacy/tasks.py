@@ -339,6 +339,24 @@ CLASSIFICATION = Task(
                         options={'model.distill.0.loss.warmup_epochs': 0}),
         'cls-dist': dict(family='resnet18',
                          config='dist_resnet18_resnet18-w4_digits.py'),
+        'cls-wsld': dict(family='resnet18',
+                         config='wsld_resnet18_resnet18-w4_digits.py'),
+        'cls-kd-ls': dict(family='resnet18',
+                          config='kd-ls_resnet18_resnet18-w4_digits.py'),
+        # One "epoch" here too: a 1-epoch curriculum (lambda -1 from the
+        # start, no curriculum) and no warm-ups.
+        'cls-ctkd': dict(family='resnet18',
+                         config='ctkd_resnet18_resnet18-w4_digits.py',
+                         options={'model.distill.0.loss.curriculum_epochs':
+                                  1}),
+        'cls-sdd-dkd': dict(family='resnet18',
+                            config='sdd-dkd_resnet18_resnet18-w4_digits.py',
+                            options={'model.distill.0.loss.warmup_epochs':
+                                     0}),
+        'cls-reviewkd': dict(family='resnet18',
+                             config='reviewkd_resnet18_resnet18-w4_digits.py',
+                             options={'model.distill.0.loss.warmup_epochs':
+                                      0}),
     },
     demo_methods=('cls-kd', ),
     variant_type=CropVariant,
