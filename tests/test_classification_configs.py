@@ -152,14 +152,16 @@ def test_digits_data_root_follows_the_environment(monkeypatch):
     assert cfg.val_dataloader.dataset.data_root == 'data/digit_crops/'
 
 
-def test_digits_dist_student_head_starts_from_pytorch_default_init(
-        random_teacher_ckpt):
+@pytest.mark.parametrize('method', ['dist', 'kd-ls'])
+def test_digits_scale_invariant_losses_start_from_pytorch_default_init(
+        method, random_teacher_ckpt):
     """mmpretrain's Normal(std=0.01) head init gives this student logits of
-    std ~0.02, where DIST's scale-invariant Pearson terms have huge
-    gradients and the student never trains (docs/efficacy.md); the DIST
-    config starts the classifier like PyTorch's nn.Linear instead."""
-    cfg = Config.fromfile(
-        osp.join(DIGITS_CONFIG_DIR, 'dist_resnet18_resnet18-w4_digits.py'))
+    std ~0.02, where DIST's scale-invariant Pearson terms and standardised
+    logits have huge gradients and the student trains badly or not at all
+    (docs/efficacy.md); those configs start the classifier like PyTorch's
+    nn.Linear instead."""
+    cfg = Config.fromfile(osp.join(
+        DIGITS_CONFIG_DIR, f'{method}_resnet18_resnet18-w4_digits.py'))
     model = build_in_scope(cfg.model)
     model.teacher_ckpt = random_teacher_ckpt(model.teacher)
     torch.manual_seed(0)
