@@ -17,6 +17,7 @@ import torch
 from mmkd_plugin.efficacy.proxy import FAMILIES, METHODS, plan_runs
 from mmkd_plugin.efficacy.report import Group, markdown_table, paired, summarise
 from mmkd_plugin.efficacy.runs import RunSpec, load_config, signature
+from mmkd_plugin.efficacy.scheduler import reached_iter
 
 from .conftest import REPO_ROOT
 
@@ -163,6 +164,22 @@ def test_init_only_control_starts_from_the_teachers_head(tmp_path):
         assert torch.equal(control.bbox_head.state_dict()[key], value), key
     assert not torch.equal(control.neck.fpn_convs[0].conv.weight,
                            teacher.neck.fpn_convs[0].conv.weight)
+
+
+def test_runs_of_one_process_log_to_their_own_folders(tmp_path):
+    """A worker trains several runs in one process. mmdet's runtime config
+    names its visualizer 'visualizer', and mmengine hands a second Runner
+    the instance of that name, so each run's scalars went to the first
+    run's folder (and the demo's progress lines read 0)."""
+    from mmengine.runner import Runner
+    for name in ('first', 'second'):
+        spec = RunSpec(name, osp.join(CONFIG_DIR, 'retina_r18-w8_digits.py'),
+                       0, 2)
+        cfg = load_config(spec, str(tmp_path / 'data'),
+                          str(tmp_path / 'work'), None)
+        runner = Runner.from_cfg(cfg)
+        runner.visualizer.add_scalars({'iter': 1}, step=1)
+        assert reached_iter(str(tmp_path / 'work'), name) == 1, name
 
 
 # ------------------------------------------------------------ end to end

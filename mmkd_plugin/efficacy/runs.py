@@ -18,6 +18,7 @@ import json
 import os
 import os.path as osp
 import time
+import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Dict, Iterator, List, Optional, Tuple
@@ -149,6 +150,12 @@ def load_config(spec: RunSpec, data_root: str, work_dir: str,
     cfg.merge_from_dict(options)
     cfg.work_dir = osp.join(work_dir, spec.name)
     cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
+    if cfg.get('visualizer') is not None:
+        # A worker trains several runs in one process, and mmengine gives a
+        # Runner the existing visualizer of the same name (mmdet's runtime
+        # names it 'visualizer'), whose backends write to the first run's
+        # folder. A name of this run's own keeps each run's logs in it.
+        cfg.visualizer.name = f'{spec.name}_{uuid.uuid4().hex}'
     return cfg
 
 
