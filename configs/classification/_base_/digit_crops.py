@@ -11,11 +11,11 @@
 # child is read). `--cfg-options {train,val,test}_dataloader.dataset.
 # data_root=...` works too: nothing else holds a path.
 #
-# Schedule: 10 epochs, SGD lr 0.05 (batch 64), momentum 0.9, weight decay
+# Schedule: 20 epochs, SGD lr 0.05 (batch 64), momentum 0.9, weight decay
 # 5e-4, cosine to 0 by epoch (T_max = max_epochs: change both together),
-# validation every 5 epochs. Augmentation: RandomCrop with 4 px padding; no
-# flip (a mirrored digit is another glyph). Images are read as BGR and
-# converted to RGB by the preprocessor.
+# validation every 5 epochs. Augmentation: a random-resized crop of 64-100%
+# of the area; no flip (a mirrored digit is another glyph). Images are read
+# as BGR and converted to RGB by the preprocessor.
 _base_ = 'mmpretrain::_base_/default_runtime.py'
 
 _data_root = '{{$DIGIT_CROPS_ROOT:data/digit_crops}}'.rstrip('/') + '/'
