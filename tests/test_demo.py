@@ -331,7 +331,7 @@ def test_a_mix_of_tasks_is_refused(capsys):
         sys.path.pop(0)
     args = demo.parse_args(['--methods', 'cls-dist', 'cls-kd'])
     assert args.task.name == 'classification'
-    assert args.variant.folder_name() == 'crops_seed0_32px_10000-2000-2000'
+    assert args.variant.folder_name() == 'crops_seed0_32px_10000-20000-20000'
     assert demo.parse_args(['--task', 'classification']).methods == ['cls-kd']
     assert demo.parse_args([]).methods == ['cwd']
     for argv, message in (

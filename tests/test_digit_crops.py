@@ -237,4 +237,4 @@ def test_command_line(tmp_path, capsys):
 def test_command_line_defaults():
     args = load_tool().parse_args([])
     assert (args.out, args.image_size, args.num_train, args.num_val,
-            args.num_holdout) == ('data/digit_crops', 32, 10000, 2000, 2000)
+            args.num_holdout) == ('data/digit_crops', 32, 10000, 20000, 20000)

@@ -107,7 +107,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     variant.add_argument('--dataset-size', nargs=3, type=int, default=None,
                          metavar=('TRAIN', 'VAL', 'HOLDOUT'),
                          help='default 2000 1000 1000 (detection), 10000 '
-                         '2000 2000 (classification)')
+                         '20000 20000 (classification)')
     parser.add_argument('--data-root', default='data/demo',
                         help='datasets are generated in a folder per '
                         'variant under it (default data/demo)')

@@ -40,8 +40,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--out', default='data/digit_crops',
                         help='dataset root folder')
     parser.add_argument('--num-train', type=int, default=10000)
-    parser.add_argument('--num-val', type=int, default=2000)
-    parser.add_argument('--num-holdout', type=int, default=2000,
+    # 20000 evaluation crops: on 2000, the binomial standard error of an
+    # accuracy near 92% (0.6 points) is as large as the effects measured.
+    parser.add_argument('--num-val', type=int, default=20000)
+    parser.add_argument('--num-holdout', type=int, default=20000,
                         help='images of the split for choosing settings')
     parser.add_argument('--image-size', type=int, default=32)
     parser.add_argument('--seed', type=int, default=0)

@@ -80,7 +80,7 @@ class CropVariant:
     """
     seed: int = 0
     image_size: int = 32
-    sizes: Tuple[int, int, int] = (10000, 2000, 2000)
+    sizes: Tuple[int, int, int] = (10000, 20000, 20000)
 
     def folder_name(self) -> str:
         """A folder name that says what the variant is."""
