@@ -229,8 +229,8 @@ def _check_sizes(split_sizes: Dict[str, int], image_size: int) -> None:
 
 def generate_digit_crops(out_dir: str,
                          num_train: int = 10000,
-                         num_val: int = 2000,
-                         num_holdout: int = 2000,
+                         num_val: int = 20000,
+                         num_holdout: int = 20000,
                          image_size: int = 32,
                          seed: int = 0,
                          difficulty: CropDifficulty = CropDifficulty()
