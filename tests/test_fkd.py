@@ -449,6 +449,19 @@ def test_student_trains_on_replayed_soft_labels(store, data_root):
     torch.testing.assert_close(losses['loss'].double(), reference)
     assert not torch.allclose(targets, targets.round())  # soft
 
+    model_cfg = tiny_classifier()
+    model_cfg['head']['loss'] = dict(type='SoftLabelLoss', temperature=4.0)
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        tempered = MODELS.build(model_cfg)
+    tempered.load_state_dict(student.state_dict())
+    powered = targets.double()**0.25
+    softened = powered / powered.sum(1, keepdim=True)
+    reference = 16 * -(softened * (logits.double() / 4).log_softmax(1)).sum(
+        1).mean()
+    torch.testing.assert_close(
+        tempered.loss(data['inputs'], data['data_samples'])['loss'].double(),
+        reference)
+
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         student = MODELS.build(
             dict(tiny_classifier(soft=True),
@@ -601,6 +614,31 @@ def test_digits_multi_crop_config_keeps_the_baseline_steps_and_crops():
     assert multi.default_hooks.checkpoint.interval == \
         multi.train_cfg.max_epochs
     assert multi.model == single.model
+
+
+def test_digits_temperature_config_is_fkd_with_kd_temperature():
+    """fkd-t4 differs from the FKD config only in its loss (the KD
+    config's temperature) and its store (all classes stored, so the
+    softened label is exact)."""
+    from tests.conftest import CONFIG_DIR
+    fkd_dir = osp.join(CONFIG_DIR, 'classification', 'fkd')
+    tempered = Config.fromfile(osp.join(fkd_dir,
+                                        'fkd-t4_resnet18-w4_digits.py'))
+    single = Config.fromfile(osp.join(fkd_dir, 'fkd_resnet18-w4_digits.py'))
+    kd = Config.fromfile(osp.join(CONFIG_DIR, 'classification', 'digits',
+                                  'kd_resnet18_resnet18-w4_digits.py'))
+    loss = tempered.model.head.pop('loss')
+    assert loss == dict(type='SoftLabelLoss',
+                        temperature=kd.model.distill[0].loss.temperature)
+    single.model.head.pop('loss')
+    assert tempered.model == single.model
+    replay = tempered.train_dataloader.dataset.pipeline[1]
+    single_replay = single.train_dataloader.dataset.pipeline[1]
+    assert replay.pop('label_root') == osp.join(
+        single_replay.pop('label_root') + '_k10')
+    assert replay == single_replay
+    for key in ('optim_wrapper', 'param_scheduler', 'train_cfg'):
+        assert tempered[key] == single[key], key
 
 
 # Several crops of one image per step

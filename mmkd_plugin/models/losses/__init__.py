@@ -13,10 +13,12 @@ from .pkd_loss import PKDLoss
 from .quality_focal_kd_loss import QualityFocalKDLoss
 from .review_kd_loss import ReviewKDLoss
 from .sdd_loss import SDDLoss
+from .soft_label_loss import SoftLabelLoss
 from .wsld_loss import WSLDLoss
 
 __all__ = [
     'CTKDLoss', 'CWDLoss', 'DISTLoss', 'DKDLoss', 'FGDLoss', 'FitNetLoss',
     'GIoUKDLoss', 'KDLoss', 'LDLoss', 'MGDLoss', 'PKDLoss',
-    'QualityFocalKDLoss', 'ReviewKDLoss', 'SDDLoss', 'WSLDLoss'
+    'QualityFocalKDLoss', 'ReviewKDLoss', 'SDDLoss', 'SoftLabelLoss',
+    'WSLDLoss'
 ]
