@@ -32,12 +32,13 @@ def test_benchmark_writes_medians(tmp_path, config, plain_head, capsys):
     benchmark.main([osp.join(CONFIG_DIR, config), *TINY, '--device', 'cpu',
                     '--json-out', str(out)])
     summary = json.loads(out.read_text())
-    crosskd = config.startswith('crosskd')
-    assert set(summary['median_ms']) == set(benchmark.PHASES) | (
-        {benchmark.CROSSKD_PHASE} if crosskd else set())
+    head_phase = {'crosskd': {benchmark.CROSSKD_PHASE},
+                  'ld': {benchmark.TEACHER_HEAD_PHASE}}.get(
+                      config.split('_')[0], set())
+    assert set(summary['median_ms']) == set(benchmark.PHASES) | head_phase
     assert all(v > 0 for v in summary['median_ms'].values())
     assert summary['ratio'] > 0
-    assert ('rest_ratio' in summary) == crosskd
+    assert ('rest_ratio' in summary) == bool(head_phase)
     assert all(v > 0 for v in summary['peak_mb'].values())
     assert 'median: student_step' in capsys.readouterr().out
 
@@ -86,11 +87,29 @@ def test_crosskd_rest_ratio_counts_the_teacher_head_work():
     assert summary['rest_ratio'] == pytest.approx(1.5)
 
 
+def test_teacher_head_phase_of_ld_times_the_teacher_head_only():
+    # The LD student's phase runs the teacher's GFL head on the teacher's
+    # neck features: it must call the teacher head once and build no graph.
+    config = osp.join(CONFIG_DIR, 'ld_gfl_r18-w32_r18-w8_digits.py')
+    model, _ = benchmark.build_model(config, 'cpu')
+    args = benchmark.parse_args([config, *TINY, '--device', 'cpu'])
+    inputs, samples = benchmark.synthetic_batch(args, 10)
+    phases = benchmark.teacher_head_phase(model, inputs, samples)
+    assert set(phases) == {benchmark.TEACHER_HEAD_PHASE}
+    calls = []
+    model.teacher.bbox_head.register_forward_hook(
+        lambda module, args, out: calls.append(out[0][0].requires_grad))
+    phases[benchmark.TEACHER_HEAD_PHASE]()
+    assert calls == [False]
+
+
 @pytest.mark.parametrize('argv, message', [
     ([], 'give a CONFIG or --demo-pairs'),
     (['no_such_config.py'], 'config not found'),
     (['--demo-pairs', osp.join(CONFIG_DIR, 'fgd_retina_r18-w32_r18-w8_digits.py')],
      'not both'),
+    ([osp.join(CONFIG_DIR, 'ld_gfl_r18-w32_r18-w8_digits.py'), '--device',
+      'cpu', '--count-syncs'], '--count-syncs needs a CUDA --device'),
 ])
 def test_benchmark_argument_errors(argv, message, capsys):
     with pytest.raises(SystemExit):

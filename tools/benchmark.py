@@ -6,14 +6,18 @@ the full distillation step, and the ratio
 
     distill_step / (student_step + teacher_forward)
 
-which is 1.0 when the distillation losses cost nothing. For CrossKD heads
-a fourth phase times the teacher head work CrossKD adds on purpose (the
-teacher head's forward on the teacher's features, then its layers after
-``idx`` on the student's features, forward and backward), and the rest
+which is 1.0 when the distillation losses cost nothing. Heads that run
+teacher head layers on purpose get a fourth phase: for CrossKD the teacher
+head's forward on the teacher's features, then its layers after ``idx`` on
+the student's features, forward and backward (``crosskd_head``); for LD and
+BCKD the teacher head's forward on the teacher's features
+(``teacher_head``). The rest
 
-    distill_step / (student_step + teacher_fwd + crosskd_head)
+    distill_step / (student_step + teacher_fwd + <that phase>)
 
-is what everything else costs. Models keep random
+is what everything else costs. ``--count-syncs`` (CUDA) runs each phase
+once more under ``torch.cuda.set_sync_debug_mode('warn')`` and counts the
+host-device synchronisations. Models keep random
 weights; the batch is synthetic (random images, random boxes). Peak memory
 is CUDA's max allocated memory per phase, or the process's peak RSS on CPU.
 
@@ -41,6 +45,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from typing import Callable, Dict, List, Optional
 
 import torch
@@ -62,6 +67,8 @@ CONFIG_DIR = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))),
 DEMO_SHAPE, DEMO_BATCH, DEMO_BOXES = (64, 64), 8, 4
 PHASES = ('student_step', 'teacher_fwd', 'distill_step')
 CROSSKD_PHASE = 'crosskd_head'
+TEACHER_HEAD_PHASE = 'teacher_head'
+TEACHER_HEAD_PHASES = (CROSSKD_PHASE, TEACHER_HEAD_PHASE)
 # Student heads that distil inside their own loss and the plain mmdet head
 # each extends: the student-only step of LD / BCKD / CrossKD / DKD runs the
 # plain head (the distilling head's own arguments dropped).
@@ -94,7 +101,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='bfloat16 autocast for the whole step')
     parser.add_argument('--teacher-autocast', choices=['bfloat16', 'float16'],
                         help="the detector's teacher_autocast option")
+    parser.add_argument('--count-syncs', action='store_true',
+                        help='count host-device syncs per phase (CUDA)')
     args = parser.parse_args(argv)
+    if args.count_syncs and not args.device.startswith('cuda'):
+        parser.error('--count-syncs needs a CUDA --device')
     if (args.config is None) == (not args.demo_pairs):
         parser.error('give a CONFIG or --demo-pairs (not both)')
     if args.config is not None and not osp.isfile(args.config):
@@ -241,9 +252,7 @@ def benchmark_config(args: argparse.Namespace) -> dict:
         'teacher_fwd': lambda: model._teacher_features(inputs, samples),
         'distill_step': lambda: step(model.loss),
     }
-    crosskd_head = crosskd_head_phase(model, inputs, samples)
-    if crosskd_head is not None:
-        phases[CROSSKD_PHASE] = crosskd_head
+    phases.update(teacher_head_phase(model, inputs, samples))
     timer = PhaseTimer(args.device)
     results: Dict[str, List[dict]] = {name: [] for name in phases}
     device_name = torch.cuda.get_device_name() if timer.cuda else 'cpu'
@@ -253,7 +262,8 @@ def benchmark_config(args: argparse.Namespace) -> dict:
           f'{tuple(inputs.shape[2:])} | {targets} | '
           f'amp {args.amp} | teacher autocast {args.teacher_autocast}')
     titles = dict(student_step='student ms', teacher_fwd='teacher ms',
-                  distill_step='distill ms', crosskd_head='CrossKD ms')
+                  distill_step='distill ms', crosskd_head='CrossKD ms',
+                  teacher_head='t-head ms')
     print(f'{"iter":>4} ' + ' '.join(f'{titles[n]:>11}' for n in phases)
           + f' {"ratio":>7} {"peak MB per phase":>24}')
     for it in range(args.warmup + args.iters):
@@ -272,24 +282,64 @@ def benchmark_config(args: argparse.Namespace) -> dict:
     print('median: ' + ', '.join(f'{n} {summary["median_ms"][n]:.1f} ms'
                                  for n in phases) +
           f' | ratio distill/(student+teacher) = {summary["ratio"]:.3f}')
-    if 'rest_ratio' in summary:
-        print('ratio distill/(student+teacher+crosskd_head) = '
+    extra = [n for n in TEACHER_HEAD_PHASES if n in phases]
+    if extra:
+        print(f'ratio distill/(student+teacher+{extra[0]}) = '
               f'{summary["rest_ratio"]:.3f}')
+    if args.count_syncs:
+        summary['syncs'] = {name: count_syncs(fn)
+                            for name, fn in phases.items()}
+        print('host-device syncs per phase: ' + ', '.join(
+            f'{n} {c}' for n, c in summary['syncs'].items()))
     return dict(config=args.config, device=device_name, **summary)
 
 
-def crosskd_head_phase(model, inputs, samples) -> Optional[Callable]:
+def count_syncs(fn: Callable[[], None]) -> int:
+    """How many synchronising CUDA calls one run of ``fn`` makes."""
+    torch.cuda.synchronize()
+    previous = torch.cuda.get_sync_debug_mode()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        torch.cuda.set_sync_debug_mode('warn')
+        try:
+            fn()
+        finally:
+            torch.cuda.set_sync_debug_mode(previous)
+    return sum('synchronizing CUDA operation' in str(w.message)
+               for w in caught)
+
+
+def teacher_head_phase(model, inputs, samples) -> Dict[str, Callable]:
+    """The phase timing the teacher head work a student head adds on
+    purpose: ``{crosskd_head: fn}`` for CrossKD heads, ``{teacher_head:
+    fn}`` for heads that run the teacher head on its own features (LD,
+    BCKD), else ``{}``."""
+    head = getattr(model.student, 'bbox_head', None)
+    if hasattr(head, 'cross_head_pass'):
+        return {CROSSKD_PHASE: crosskd_head_phase(model, inputs, samples)}
+    if not hasattr(head, '_teacher_forward'):
+        return {}
+    teacher_neck = model._teacher_features(inputs, samples)['neck']
+    with torch.no_grad():
+        cls_scores = head(model.student.extract_feat(inputs))[0]
+
+    def run() -> None:
+        with head.teacher_step(teacher_neck, model.teacher_autocast):
+            head._teacher_forward(cls_scores)
+
+    return {TEACHER_HEAD_PHASE: run}
+
+
+def crosskd_head_phase(model, inputs, samples) -> Callable:
     """For a student with a CrossKD dense head, a callable doing the
     teacher head work CrossKD adds: the teacher head on the teacher's neck
     features (no gradient), then the teacher's layers after ``idx`` on the
-    student's holds, forward and backward. None for other students.
+    student's holds, forward and backward.
 
     The student's holds are computed once here, outside the timing, as
     leaves that take gradients.
     """
-    head = getattr(model.student, 'bbox_head', None)
-    if not hasattr(head, 'cross_head_pass'):
-        return None
+    head = model.student.bbox_head
     teacher_neck = model._teacher_features(inputs, samples)['neck']
     with torch.no_grad():
         feats = model.student.extract_feat(inputs)
@@ -316,9 +366,9 @@ def summarise_phases(results: Dict[str, List[dict]]) -> dict:
     Returns:
         dict: ``median_ms`` per phase, ``ratio`` = median distillation step
         / (median student step + median teacher forward), ``peak_mb``, the
-        largest peak memory of each phase, and with a
-        :data:`CROSSKD_PHASE`, ``rest_ratio`` = the distillation step / (the
-        same sum + that phase).
+        largest peak memory of each phase, and with a phase of
+        :data:`TEACHER_HEAD_PHASES`, ``rest_ratio`` = the distillation step
+        / (the same sum + that phase).
     """
     median_ms = {name: 1e3 * statistics.median(r['time'] for r in runs)
                  for name, runs in results.items()}
@@ -327,9 +377,10 @@ def summarise_phases(results: Dict[str, List[dict]]) -> dict:
     peak_mb = {name: max(r['peak_mb'] for r in runs)
                for name, runs in results.items()}
     summary = dict(median_ms=median_ms, ratio=ratio, peak_mb=peak_mb)
-    if CROSSKD_PHASE in median_ms:
-        summary['rest_ratio'] = median_ms['distill_step'] / (
-            expected + median_ms[CROSSKD_PHASE])
+    for name in TEACHER_HEAD_PHASES:
+        if name in median_ms:
+            summary['rest_ratio'] = median_ms['distill_step'] / (
+                expected + median_ms[name])
     return summary
 
 
@@ -367,16 +418,17 @@ def benchmark_demo_pairs(args: argparse.Namespace) -> None:
     print(f'\n{len(rows)} demo configs, device {rows[0]["device"]}, batch '
           f'{DEMO_BATCH} x {DEMO_SHAPE}, median of {args.iters} iterations'
           f'\n\n| config | student step ms | teacher fwd ms | distill step '
-          f'ms | ratio | CrossKD head ms | ratio with it | {memory} |\n'
+          f'ms | ratio | teacher head ms | ratio with it | {memory} |\n'
           '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |')
     for row in rows:
         ms, peak = row['median_ms'], row['peak_mb']
         peaks = [peak[n] for n in PHASES] if cuda else [max(peak.values())]
-        crosskd = (f'{ms[CROSSKD_PHASE]:.1f} | {row["rest_ratio"]:.3f}'
-                   if CROSSKD_PHASE in ms else '- | -')
+        head_ms = [ms[n] for n in TEACHER_HEAD_PHASES if n in ms]
+        head = (f'{head_ms[0]:.1f} | {row["rest_ratio"]:.3f}'
+                if head_ms else '- | -')
         print(f'| {osp.basename(row["config"])} | '
               + ' | '.join(f'{ms[n]:.1f}' for n in PHASES)
-              + f' | {row["ratio"]:.3f} | {crosskd} | '
+              + f' | {row["ratio"]:.3f} | {head} | '
               + ' / '.join(f'{value:.0f}' for value in peaks) + ' |')
 
 

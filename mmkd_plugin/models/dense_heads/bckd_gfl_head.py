@@ -139,9 +139,9 @@ class BCKDGFLHead(LDGFLHead):
         BCKD terms.
 
         Args:
-            ld_targets (dict[str, list[Tensor]]): Per level (N, A_l): GFL's
-                ``'labels'`` and ``'label_weights'`` (and what the LD terms
-                read).
+            ld_targets (dict[str, list[Tensor]]): Per level: GFL's
+                ``'anchors'`` (N, A_l, 4), ``'labels'`` and
+                ``'label_weights'`` (N, A_l) (and what the LD terms read).
         """
         losses = {}
         if super().distill_loss_keys():
@@ -151,16 +151,15 @@ class BCKDGFLHead(LDGFLHead):
         if self._bckd_keys():
             losses.update(
                 self._bckd_losses(cls_scores, bbox_preds, t_cls_scores,
-                                  t_bbox_preds, ld_targets['labels'],
-                                  ld_targets['label_weights']))
+                                  t_bbox_preds, ld_targets))
         return losses
 
     def _bckd_losses(self, cls_scores: List[Tensor], bbox_preds: List[Tensor],
                      t_cls_scores: List[Tensor], t_bbox_preds: List[Tensor],
-                     labels: List[Tensor],
-                     label_weights: List[Tensor]) -> Dict[str, Tensor]:
+                     targets: Dict[str, List[Tensor]]) -> Dict[str, Tensor]:
         """BCKD's terms over all levels at once (see class doc)."""
-        weight, num_pos = self._bckd_location_weights(labels, label_weights)
+        weight, num_pos = self._bckd_location_weights(
+            targets['labels'], targets['label_weights'])
         s_cls = _flatten_levels(cls_scores, self.cls_out_channels)
         t_cls = _flatten_levels(t_cls_scores, self.cls_out_channels)
         losses = {}
@@ -172,7 +171,8 @@ class BCKDGFLHead(LDGFLHead):
                 score_gap = (t_cls.detach().to(dtype).sigmoid() -
                              s_cls.detach().to(dtype).sigmoid()).abs()
                 box_weight = score_gap.max(dim=1).values * weight
-            s_boxes, t_boxes = self._decode_boxes(bbox_preds, t_bbox_preds)
+            s_boxes, t_boxes = self._decode_boxes(bbox_preds, t_bbox_preds,
+                                                  targets['anchors'])
             losses['loss_bckd_bbox'] = self.loss_bckd_bbox(
                 s_boxes, t_boxes, weight=box_weight, avg_factor=num_pos)
         return losses
@@ -204,24 +204,29 @@ class BCKDGFLHead(LDGFLHead):
         return torch.cat(weights), reduce_mean(count).clamp(min=1)
 
     def _decode_boxes(self, bbox_preds: List[Tensor],
-                      t_bbox_preds: List[Tensor]) -> Tuple[Tensor, Tensor]:
+                      t_bbox_preds: List[Tensor],
+                      anchors: List[Tensor]) -> Tuple[Tensor, Tensor]:
         """Student and teacher boxes (L, 4) at every location, in stride
         units, decoded from the distributions around the anchor centres.
 
         Level-major, then image, row, column, anchor: the order of
         :func:`_flatten_levels`.
+
+        Args:
+            bbox_preds (list[Tensor]): Student distributions per level.
+            t_bbox_preds (list[Tensor]): Teacher distributions per level.
+            anchors (list[Tensor]): The anchors of GFL's assignment per
+                level (N, A_l, 4), reused rather than generated again.
+                Its anchors outside the valid area are zeros; their label
+                weight, and so their BCKD weight, is 0.
         """
         bins = self.reg_max + 1
         s_reg = _flatten_levels(bbox_preds, 4 * bins)
         t_reg = _flatten_levels(t_bbox_preds, 4 * bins)
-        priors = self.prior_generator.grid_priors(
-            [pred.shape[-2:] for pred in bbox_preds],
-            dtype=torch.float32,
-            device=s_reg.device)
         centres = torch.cat([
-            (self.anchor_center(level_priors) / stride[0]).repeat(
-                pred.shape[0], 1) for level_priors, pred, stride in zip(
-                    priors, bbox_preds, self.prior_generator.strides)
+            self.anchor_center(level_anchors.reshape(-1, 4)) / stride[0]
+            for level_anchors, stride in zip(anchors,
+                                             self.prior_generator.strides)
         ])
         with full_precision(s_reg) as dtype:
             centres = centres.to(dtype)

@@ -20,6 +20,8 @@ from mmdet.structures.bbox import get_box_tensor
 from mmdet.utils import reduce_mean
 from torch import Tensor
 
+from ..utils import device_scalar
+
 Predictions = Tuple[Tensor, ...]  # one level: (cls, reg[, centerness])
 
 
@@ -129,8 +131,7 @@ def _anchor_assignment(targets: tuple, all_reduce: bool) -> KDAssignment:
     labels, label_weights = _flat(labels), _flat(label_weights)
     if all_reduce:
         avg_factor = reduce_mean(
-            torch.tensor(avg_factor, dtype=torch.float,
-                         device=labels.device))
+            device_scalar(avg_factor, labels, dtype=torch.float))
     return KDAssignment(labels, label_weights, avg_factor)
 
 

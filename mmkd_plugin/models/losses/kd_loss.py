@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from mmengine.registry import MODELS
 from torch import Tensor
 
+from ..utils import device_scalar
 from .precision import full_precision
 
 STANDARDIZE_EPS = 1e-7
@@ -45,8 +46,7 @@ def sample_count(num_samples: int,
     tensor like ``like``), else ``num_samples``; at least 1 either way."""
     if avg_factor is None:
         return max(num_samples, 1)
-    return torch.as_tensor(avg_factor, dtype=like.dtype,
-                           device=like.device).clamp(min=1)
+    return device_scalar(avg_factor, like).clamp(min=1)
 
 
 def check_logits(name: str, student_logits: Tensor,

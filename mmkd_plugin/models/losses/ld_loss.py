@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from mmdet.registry import MODELS
 from torch import Tensor
 
+from ..utils import device_scalar
 from .precision import full_precision
 
 _NORMALIZE_MODES = ('constant', 'num_pos')
@@ -149,7 +150,5 @@ class LDLoss(nn.Module):
                 kl = kl * weight
             total = kl.sum() / self.divisor
             if self.normalize == 'num_pos':
-                total = total / torch.as_tensor(
-                    num_pos, dtype=total.dtype,
-                    device=total.device).clamp(min=1)
+                total = total / device_scalar(num_pos, total).clamp(min=1)
         return self.loss_weight * total

@@ -1,0 +1,100 @@
+# Copyright (c) mmkd_plugin contributors.
+"""Distillation losses must not make the host wait for the device.
+
+On a GPU, a tensor made from host data (``torch.tensor(x, device=...)``
+copies from the host and waits), a data-dependent shape (``nonzero``) or a
+value read back (``.item()``) each synchronise the host with the device.
+These tests record, on the CPU, each such op that a loss's forward and
+backward dispatch. The label range check of ``check_labels`` runs on the CPU
+only, by design, so its reads are not counted. On a GPU,
+``tools/benchmark.py --count-syncs`` counts the syncs of whole steps.
+"""
+import traceback
+from typing import List
+
+import pytest
+import torch
+import torch.nn as nn
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from mmkd_plugin.models.dense_heads.crosskd_layouts import _anchor_assignment
+from mmkd_plugin.models.losses import (DKDLoss, KDLoss, LDLoss, SDDLoss,
+                                       SoftLabelLoss)
+
+HOST_SYNC_OPS = ('aten.lift_fresh.default', 'aten._local_scalar_dense.default',
+                 'aten.nonzero.default', 'aten.masked_select.default')
+CPU_ONLY_CHECKS = ('check_labels', )
+
+
+class HostSyncOps(TorchDispatchMode):
+    """Records the dispatched ops that would synchronise on a GPU."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: List[str] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if str(func) in HOST_SYNC_OPS:
+            stack = traceback.extract_stack()
+            if not any(frame.name in CPU_ONLY_CHECKS for frame in stack):
+                caller = next((f for f in reversed(stack)
+                               if 'mmkd_plugin' in f.filename), stack[-2])
+                self.found.append(f'{func} at {caller.filename}:'
+                                  f'{caller.lineno}')
+        return func(*args, **(kwargs or {}))
+
+
+def _syncs(run) -> List[str]:
+    with HostSyncOps() as recorder:
+        run().backward()
+    return recorder.found
+
+
+def _logits(num_classes: int = 6):
+    torch.manual_seed(0)
+    student = torch.randn(4, num_classes, requires_grad=True)
+    return student, torch.randn(4, num_classes), torch.tensor([0, 1, 2, 5])
+
+
+@pytest.mark.parametrize('avg_factor', [3, 3.0])
+def test_logit_losses_take_a_number_avg_factor_without_a_host_copy(
+        avg_factor):
+    student, teacher, labels = _logits()
+    assert _syncs(lambda: KDLoss()(student, teacher,
+                                   avg_factor=avg_factor)) == []
+    assert _syncs(lambda: DKDLoss()(student, teacher, labels,
+                                    avg_factor=avg_factor)) == []
+    soft = teacher.softmax(dim=1)
+    assert _syncs(lambda: SoftLabelLoss(temperature=4.0)(
+        student, soft, avg_factor=avg_factor)) == []
+
+
+@pytest.mark.parametrize('loss', ['kd', 'dkd'])
+def test_sdd_loss_has_no_host_sync(loss):
+    torch.manual_seed(0)
+    student, teacher = nn.Module(), nn.Module()
+    student.fc, teacher.fc = nn.Linear(8, 6), nn.Linear(8, 6)
+    sdd = SDDLoss(loss=loss, student_classifier='fc',
+                  teacher_classifier='fc')
+    sdd.link_models(student, teacher)
+    s_feat = torch.randn(2, 8, 4, 4, requires_grad=True)
+    t_feat, labels = torch.randn(2, 8, 4, 4), torch.tensor([1, 4])
+    assert _syncs(lambda: sdd(s_feat, t_feat, labels)) == []
+
+
+def test_ld_loss_takes_a_number_num_pos_without_a_host_copy():
+    torch.manual_seed(0)
+    student = torch.randn(5, 4, 17, requires_grad=True)
+    teacher = torch.randn(5, 4, 17)
+    loss = LDLoss(normalize='num_pos')
+    assert _syncs(lambda: loss(student, teacher, num_pos=2.0)) == []
+
+
+def test_crosskd_anchor_assignment_makes_no_host_copy():
+    labels = [torch.tensor([[0, 3, 6]])]
+    label_weights = [torch.ones(1, 3)]
+    targets = (labels, label_weights, None, None, 2)
+    with HostSyncOps() as recorder:
+        assignment = _anchor_assignment(targets, all_reduce=True)
+    assert recorder.found == []
+    assert float(assignment.avg_factor) == 2.0
