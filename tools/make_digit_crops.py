@@ -18,12 +18,14 @@ import sys
 import time
 
 try:
-    from mmkd_plugin.utils.digit_scenes import (CropDifficulty,
+    from mmkd_plugin.utils.digit_scenes import (DEFAULT_CROP_SPLITS,
+                                                CropDifficulty,
                                                 generate_digit_crops)
 except ImportError:  # not installed: run from a source checkout
     sys.path.insert(0, os.path.dirname(os.path.dirname(
         os.path.abspath(__file__))))
-    from mmkd_plugin.utils.digit_scenes import (CropDifficulty,
+    from mmkd_plugin.utils.digit_scenes import (DEFAULT_CROP_SPLITS,
+                                                CropDifficulty,
                                                 generate_digit_crops)
 
 
@@ -39,11 +41,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         'dataset (mmpretrain CustomDataset format).')
     parser.add_argument('--out', default='data/digit_crops',
                         help='dataset root folder')
-    parser.add_argument('--num-train', type=int, default=10000)
-    # 20000 evaluation crops: on 2000, the binomial standard error of an
-    # accuracy near 92% (0.6 points) is as large as the effects measured.
-    parser.add_argument('--num-val', type=int, default=20000)
-    parser.add_argument('--num-holdout', type=int, default=20000,
+    num_train, num_val, num_holdout = DEFAULT_CROP_SPLITS
+    parser.add_argument('--num-train', type=int, default=num_train)
+    parser.add_argument('--num-val', type=int, default=num_val)
+    parser.add_argument('--num-holdout', type=int, default=num_holdout,
                         help='images of the split for choosing settings')
     parser.add_argument('--image-size', type=int, default=32)
     parser.add_argument('--seed', type=int, default=0)

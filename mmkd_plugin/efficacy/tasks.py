@@ -20,6 +20,8 @@ import os.path as osp
 from dataclasses import asdict, dataclass, fields
 from typing import Callable, Dict, Iterable, Optional, Tuple
 
+from mmkd_plugin.utils.digit_scenes.crops_writer import DEFAULT_CROP_SPLITS
+
 
 # ---------------------------------------------------------- data variants
 @dataclass(frozen=True)
@@ -80,7 +82,7 @@ class CropVariant:
     """
     seed: int = 0
     image_size: int = 32
-    sizes: Tuple[int, int, int] = (10000, 20000, 20000)
+    sizes: Tuple[int, int, int] = DEFAULT_CROP_SPLITS
 
     def folder_name(self) -> str:
         """A folder name that says what the variant is."""

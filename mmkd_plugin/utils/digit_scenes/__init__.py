@@ -8,9 +8,10 @@ and mmpretrain's ``CustomDataset`` (digit crops, classification;
 """
 from .coco_writer import (DIGIT_CLASSES, digit_category_id,
                           generate_digit_scenes)
-from .crops_writer import CropDifficulty, generate_digit_crops
+from .crops_writer import (DEFAULT_CROP_SPLITS, CropDifficulty,
+                           generate_digit_crops)
 
 __all__ = [
     'DIGIT_CLASSES', 'digit_category_id', 'generate_digit_scenes',
-    'CropDifficulty', 'generate_digit_crops'
+    'DEFAULT_CROP_SPLITS', 'CropDifficulty', 'generate_digit_crops'
 ]

@@ -53,6 +53,10 @@ from .split_files import (output_paths, outputs_up_to_date,
 # Bump when the crop composition changes so that outputs are regenerated.
 CROPS_VERSION = 1
 SPLITS = ('train', 'val', 'holdout')
+# Default images per split. 20000 evaluation crops: on 2000, the binomial
+# standard error of an accuracy near 92% (0.6 points) is as large as the
+# effects measured.
+DEFAULT_CROP_SPLITS = (10000, 20000, 20000)
 # Glyph width over height, as in the scenes.
 ASPECT_RANGE = (0.75, 1.1)
 # Opacity of a stroke layer drawn over the digit.
@@ -228,9 +232,9 @@ def _check_sizes(split_sizes: Dict[str, int], image_size: int) -> None:
 
 
 def generate_digit_crops(out_dir: str,
-                         num_train: int = 10000,
-                         num_val: int = 20000,
-                         num_holdout: int = 20000,
+                         num_train: int = DEFAULT_CROP_SPLITS[0],
+                         num_val: int = DEFAULT_CROP_SPLITS[1],
+                         num_holdout: int = DEFAULT_CROP_SPLITS[2],
                          image_size: int = 32,
                          seed: int = 0,
                          difficulty: CropDifficulty = CropDifficulty()
