@@ -345,6 +345,23 @@ def test_a_mix_of_tasks_is_refused(capsys):
         assert message in capsys.readouterr().err
 
 
+def test_schedule_and_seeds_default_per_task():
+    """Without --iters and --seeds each task gets its own demo schedule
+    (detection: the converged 12000 iterations, one seed); given flags
+    win."""
+    sys.path.insert(0, osp.dirname(DEMO))
+    try:
+        import demo
+    finally:
+        sys.path.pop(0)
+    detection = demo.parse_args([])
+    assert (detection.iters, detection.seeds) == (12000, [0])
+    classification = demo.parse_args(['--task', 'classification'])
+    assert (classification.iters, classification.seeds) == (1500, [0, 1])
+    chosen = demo.parse_args(['--iters', '300', '--seeds', '2', '1', '2'])
+    assert (chosen.iters, chosen.seeds) == (300, [2, 1])
+
+
 def test_crop_variant_defaults_are_make_digit_crops_defaults():
     """The classification demo's default dataset is the one
     tools/make_digit_crops.py writes by default (the pilot's)."""

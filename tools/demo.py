@@ -19,7 +19,7 @@ where it stopped. See docs/efficacy.md for the proxy and the results.
 
 Examples::
 
-    python tools/demo.py                         # the demo: CWD, 2 seeds
+    python tools/demo.py                         # the demo: CWD, seed 0
     python tools/demo.py --methods all --seeds 0 1 2 \
         --convergence-seeds 0 1 2                # the full table
     python tools/demo.py --methods all --data-seed 1 --digits 3 6
@@ -49,8 +49,6 @@ from mmkd_plugin.efficacy.tasks import (TASKS, Task, all_methods,
                                         task_of_methods)
 
 DEFAULT_TASK = 'detection'
-DEMO_SEEDS = [0, 1]
-DEFAULT_ITERS = 1500
 # The dataset-variant options: the variant field each sets. A task takes
 # those its variant has (tasks.DataVariant, tasks.CropVariant).
 VARIANT_FLAGS = {'data_seed': 'seed', 'image_size': 'image_size',
@@ -74,11 +72,15 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         'task. Default: ' + '; '.join(
                             f'{" ".join(task.demo_methods)} ({name})'
                             for name, task in TASKS.items()))
-    parser.add_argument('--seeds', nargs='+', type=int, default=DEMO_SEEDS,
-                        help='student training seeds (default 0 1 2)')
-    parser.add_argument('--iters', type=int, default=DEFAULT_ITERS,
-                        help='training iterations of teachers and students '
-                        f'(default {DEFAULT_ITERS})')
+    parser.add_argument('--seeds', nargs='+', type=int, default=None,
+                        help='student training seeds. Default: ' + '; '.join(
+                            f'{" ".join(map(str, task.demo_seeds))} ({name})'
+                            for name, task in TASKS.items()))
+    parser.add_argument('--iters', type=int, default=None,
+                        help='training iterations of teachers and students. '
+                        'Default: ' + '; '.join(
+                            f'{task.demo_iters} ({name})'
+                            for name, task in TASKS.items()))
     parser.add_argument('--convergence-seeds', nargs='*', type=int,
                         default=None,
                         help='seeds of the baselines trained 2x as long (the '
@@ -125,6 +127,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         args.task, args.methods = choose_task(args.task, args.methods)
     except ValueError as error:
         parser.error(str(error))
+    if args.seeds is None:
+        args.seeds = list(args.task.demo_seeds)
+    if args.iters is None:
+        args.iters = args.task.demo_iters
     args.seeds = list(dict.fromkeys(args.seeds))
     if args.iters < 1 or args.jobs < 1 or args.threads < 1:
         parser.error('--iters, --jobs and --threads must be >= 1')
