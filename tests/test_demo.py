@@ -347,7 +347,7 @@ def test_a_mix_of_tasks_is_refused(capsys):
 
 def test_schedule_and_seeds_default_per_task():
     """Without --iters and --seeds each task gets its own demo schedule
-    (detection: the converged 12000 iterations, one seed); given flags
+    (detection: the near-converged 12000 iterations, one seed); given flags
     win."""
     sys.path.insert(0, osp.dirname(DEMO))
     try:

@@ -32,7 +32,7 @@ import os
 import os.path as osp
 import sys
 import time
-from typing import List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
 _START = time.perf_counter()  # the wall time includes the imports
 
@@ -56,6 +56,13 @@ VARIANT_FLAGS = {'data_seed': 'seed', 'image_size': 'image_size',
                  'dataset_size': 'sizes'}
 
 
+def per_task(default: Callable[[Task], str]) -> str:
+    """A flag's default for each task, as help text: ``'a (detection);
+    b (classification)'``."""
+    return '; '.join(f'{default(task)} ({name})'
+                     for name, task in TASKS.items())
+
+
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     """Parse the command line."""
     parser = argparse.ArgumentParser(
@@ -69,18 +76,15 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--methods', nargs='+', default=None,
                         choices=[*all_methods(), 'all'],
                         help='methods of one task; all: every method of the '
-                        'task. Default: ' + '; '.join(
-                            f'{" ".join(task.demo_methods)} ({name})'
-                            for name, task in TASKS.items()))
+                        'task. Default: ' + per_task(
+                            lambda task: ' '.join(task.demo_methods)))
     parser.add_argument('--seeds', nargs='+', type=int, default=None,
-                        help='student training seeds. Default: ' + '; '.join(
-                            f'{" ".join(map(str, task.demo_seeds))} ({name})'
-                            for name, task in TASKS.items()))
+                        help='student training seeds. Default: ' + per_task(
+                            lambda task: ' '.join(map(str, task.demo_seeds))))
     parser.add_argument('--iters', type=int, default=None,
                         help='training iterations of teachers and students. '
-                        'Default: ' + '; '.join(
-                            f'{task.demo_iters} ({name})'
-                            for name, task in TASKS.items()))
+                        'Default: ' + per_task(lambda task: str(
+                            task.demo_iters)))
     parser.add_argument('--convergence-seeds', nargs='*', type=int,
                         default=None,
                         help='seeds of the baselines trained 2x as long (the '
