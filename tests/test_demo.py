@@ -64,9 +64,34 @@ def test_summary_gain_gap_and_control():
     table = markdown_table(groups, 'val')
     row = next(line for line in table.splitlines() if line.startswith('| d '))
     assert '+6.0' in row and '32%' in row and '+1.5 ± 0.7 (+2.0, +1.0)' in row
+    assert summary['d']['vs_baseline_2x'] is None  # no 2x baseline
     teacher_below = [Group('t', 'retina', 'teacher', 'T', {0: 30.0}),
                      *groups[1:]]
     assert summarise(teacher_below)['d']['gap_recovered'] is None
+
+
+def test_distilled_rows_are_paired_with_the_2x_baseline():
+    groups = [
+        Group('b', 'retina', 'baseline', 'B', {0: 40.0, 1: 42.0, 2: 41.0}),
+        Group('b2', 'retina', 'baseline_2x', 'B2', {0: 43.0, 1: 44.0,
+                                                    2: 43.0}),
+        Group('d', 'retina', 'distilled', 'D', {0: 44.0, 1: 44.5, 2: 44.0}),
+        Group('g', 'gfl', 'distilled', 'G', {0: 50.0}),
+    ]
+    summary = summarise(groups)
+    # Per seed 44 - 43, 44.5 - 44, 44 - 43: against the 2x baseline, not
+    # the baseline (+4, +2.5, +3).
+    assert summary['d']['vs_baseline_2x']['diffs'] == {0: 1.0, 1: 0.5,
+                                                        2: 1.0}
+    assert summary['d']['vs_baseline']['diffs'] == {0: 4.0, 1: 2.5, 2: 3.0}
+    assert summary['b2']['vs_baseline_2x'] is None
+    assert summary['g']['vs_baseline_2x'] is None  # another family
+    row = next(line for line in markdown_table(groups, 'val').splitlines()
+               if line.startswith('| d '))
+    cells = [cell.strip() for cell in row.strip('|').split('|')]
+    assert cells[7] == '+3.2 ± 0.8 (+4.0, +2.5, +3.0) ✓'
+    assert cells[8] == '+0.8 ± 0.3 (+1.0, +0.5, +1.0) ✓'
+    assert cells[9] == '—'
 
 
 # ------------------------------------------------------------------ plan

@@ -11,7 +11,9 @@ distilled student is compared with its baseline (and control) seed by seed:
 the paired difference of seed k is its score minus the baseline's score of
 seed k, and a
 gain counts as clear when the mean paired difference exceeds twice their
-sample standard deviation.
+sample standard deviation. Distilled rows are also paired with the baseline
+trained twice as long: a gain that survives that comparison is not just
+faster convergence.
 """
 import statistics
 from dataclasses import dataclass, field
@@ -82,15 +84,18 @@ def summarise(groups: List[Group]) -> Dict[str, dict]:
         distilled rows ``gain`` (mean minus the baseline's mean),
         ``gap_recovered`` (gain / (teacher - baseline); None when the
         teacher is not above the baseline), ``vs_baseline`` and
-        ``vs_control`` (:func:`paired`); for the 2x baseline ``gain``
-        over the baseline.
+        ``vs_control`` (:func:`paired`), and ``vs_baseline_2x`` (paired
+        with the baseline trained twice as long, None without it); for
+        the 2x baseline ``gain`` over the baseline.
     """
     by_name = {g.name: g for g in groups}
     summary = {}
     for group in groups:
         row = dict(score=mean_std(list(group.scores.values())), gain=None,
-                   gap_recovered=None, vs_baseline=None, vs_control=None)
+                   gap_recovered=None, vs_baseline=None, vs_control=None,
+                   vs_baseline_2x=None)
         baseline = family_member(groups, group.family, 'baseline')
+        baseline_2x = family_member(groups, group.family, 'baseline_2x')
         teacher = family_member(groups, group.family, 'teacher')
         if group.role in ('distilled', 'control', 'baseline_2x') and \
                 baseline is not None:
@@ -104,6 +109,8 @@ def summarise(groups: List[Group]) -> Dict[str, dict]:
                 row['gap_recovered'] = gain / gap if gap > 0 else None
         if group.control is not None and group.control in by_name:
             row['vs_control'] = paired(group, by_name[group.control])
+        if group.role == 'distilled' and baseline_2x is not None:
+            row['vs_baseline_2x'] = paired(group, baseline_2x)
         summary[group.name] = row
     return summary
 
@@ -133,16 +140,16 @@ def markdown_table(groups: List[Group], split: str,
     Columns: mean ± std of the score (``score_name`` in the header) over
     the seeds, the per-seed scores, the gain
     over the baseline's mean, the share of the teacher-baseline gap
-    recovered, and the paired differences with the baseline and with the
-    init-only control (mean ± std, the per-seed values; ✓ where the mean
-    exceeds twice the std).
+    recovered, and the paired differences with the baseline, with the
+    baseline trained twice as long and with the init-only control (mean ±
+    std, the per-seed values; ✓ where the mean exceeds twice the std).
     """
     summary = summarise(groups)
     header = ['run', 'model', 'seeds', f'{split} {score_name}', 'per seed',
-              'gain',
-              'gap recovered', 'paired vs baseline', 'paired vs control']
+              'gain', 'gap recovered', 'paired vs baseline',
+              'paired vs 2x baseline', 'paired vs control']
     lines = ['| ' + ' | '.join(header) + ' |',
-             '|---|---|---:|---:|---|---:|---:|---|---|']
+             '|---|---|---:|---:|---|---:|---:|---|---|---|']
     for group in groups:
         row = summary[group.name]
         share = row['gap_recovered']
@@ -153,6 +160,7 @@ def markdown_table(groups: List[Group], split: str,
                  '—' if row['gain'] is None else f'{row["gain"]:+.1f}',
                  '—' if share is None else f'{100 * share:.0f}%',
                  _paired_text(row['vs_baseline']),
+                 _paired_text(row['vs_baseline_2x']),
                  _paired_text(row['vs_control'])]
         lines.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines) + '\n'
