@@ -193,7 +193,10 @@ def _small_gfl(base_channels, head_channels):
 # Faster R-CNN's RPN uses anchor scale 4 (16-128 px instead of mmdet's
 # 32-256) and fewer proposals (CPU scale); the RoI head keeps mmdet's 2-fc
 # box head with fcs of 4 x `head_channels` (256 for the teacher instead of
-# mmdet's 1024).
+# mmdet's 1024). At CPU scale RoIAlign's backward dominates a step, so the
+# RoI head samples 64 RoIs per image (mmdet: 512; a scene has 2-6 digits)
+# with 2 x 2 points per bin (mmdet: adaptive): the student's step takes
+# 0.16 s instead of 0.33 (one thread).
 def _small_faster_rcnn(base_channels, head_channels):
     return dict(
         **_small_backbone_neck(base_channels),
@@ -202,14 +205,15 @@ def _small_faster_rcnn(base_channels, head_channels):
             feat_channels=head_channels,
             anchor_generator=dict(scales=[4], strides=[4, 8, 16, 32])),
         roi_head=dict(
-            bbox_roi_extractor=dict(out_channels=_FPN_CHANNELS,
+            bbox_roi_extractor=dict(roi_layer=dict(sampling_ratio=2),
+                                    out_channels=_FPN_CHANNELS,
                                     featmap_strides=[4, 8, 16, 32]),
             bbox_head=dict(in_channels=_FPN_CHANNELS,
                            fc_out_channels=4 * head_channels,
                            num_classes=10)),
         train_cfg=dict(
             rpn_proposal=dict(nms_pre=1000, max_per_img=500),
-            rcnn=dict(sampler=dict(num=256))),
+            rcnn=dict(sampler=dict(num=64))),
         test_cfg=dict(rpn=dict(nms_pre=500, max_per_img=300)))
 
 

@@ -14,6 +14,8 @@ import multiprocessing
 import os
 import os.path as osp
 import sys
+import threading
+import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Callable, Dict, List, Optional
 
@@ -22,9 +24,25 @@ from .runs import RunSpec, finished_result, run
 CONSOLE_LOG = 'console.log'
 
 
-def _worker_init(threads: int) -> None:
+PARENT_POLL_SECONDS = 5.0
+
+
+def _exit_with_parent(parent_pid: int, poll_seconds: float) -> None:
+    """End this process once ``parent_pid`` is no longer its parent (the
+    benchmark was killed): a worker must not go on training into run
+    folders that a restarted benchmark uses."""
+    while os.getppid() == parent_pid:
+        time.sleep(poll_seconds)
+    os._exit(1)
+
+
+def _worker_init(threads: int, parent_pid: int,
+                 poll_seconds: float = PARENT_POLL_SECONDS) -> None:
     """Give each worker process ``threads`` torch threads that sleep while
-    they wait (spinning OpenMP threads slow down the other worker)."""
+    they wait (spinning OpenMP threads slow down the other worker), and
+    end it when the benchmark process dies."""
+    threading.Thread(target=_exit_with_parent,
+                     args=(parent_pid, poll_seconds), daemon=True).start()
     os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
     import torch
     torch.set_num_threads(threads)
@@ -86,7 +104,7 @@ def run_all(specs: List[RunSpec], work_dir: str, data_root: str,
     context = multiprocessing.get_context('spawn')
     with ProcessPoolExecutor(jobs, mp_context=context,
                              initializer=_worker_init,
-                             initargs=(threads, )) as pool:
+                             initargs=(threads, os.getpid())) as pool:
         while waiting or running:
             for spec in [s for s in waiting
                          if s.teacher is None or s.teacher in results]:

@@ -10,3 +10,4 @@ except ImportError:
     pass
 else:
     from .classifiers import *  # noqa: F401,F403
+    from .cls_heads import *  # noqa: F401,F403
