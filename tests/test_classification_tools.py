@@ -213,3 +213,32 @@ def test_benchmark_epoch_times_each_config_against_the_first(
         == '1.000'
     with pytest.raises(ValueError, match='trains by iterations'):
         tool['main']([osp.join(CONFIG_DIR, 'cwd_retina_r18-w32_r18-w8_digits.py')])
+
+
+def test_benchmark_epoch_repeats_alternate_the_order(capsys):
+    """--repeats times the configs in A B, B A order and reports medians,
+    so a slowdown of whichever config runs second cancels out."""
+    import runpy
+    tool = runpy.run_path(osp.join(REPO_ROOT, 'tools', 'benchmark_epoch.py'))
+    order = []
+
+    def fake_time_config(path, args, work_dir):
+        slowdown = 1.1 if len(order) % 2 else 1.0  # the second of a repeat
+        order.append(osp.basename(path))
+        return dict(config=path, epoch_s=10 * slowdown, steps=5,
+                    step_s=2 * slowdown, data_s=0.5)
+
+    tool['main'].__globals__['time_config'] = fake_time_config
+    plain = osp.join(DIGITS_DIR, 'resnet18-w4_digits.py')
+    other = osp.join(DIGITS_DIR, 'resnet18_digits.py')
+    rows = tool['main']([plain, other, '--repeats', '2'])
+    assert order == ['resnet18-w4_digits.py', 'resnet18_digits.py',
+                     'resnet18_digits.py', 'resnet18-w4_digits.py']
+    assert [row['epoch_s'] for row in rows] == [pytest.approx(10.5)] * 2
+    assert rows[1]['step_ratios'] == [pytest.approx(1.1),
+                                      pytest.approx(1 / 1.1)]
+    assert rows[0]['step_ratios'] == [1.0, 1.0]
+    line = capsys.readouterr().out.split('| resnet18_digits.py |')[1]
+    assert line.split('|')[1].strip() == '1.000 (0.909-1.100)'
+    with pytest.raises(SystemExit):
+        tool['main']([plain, '--repeats', '0'])

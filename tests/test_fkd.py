@@ -162,6 +162,24 @@ def test_store_round_trip(tmp_path, prob_dtype):
         FKDStoreMeta.from_json(meta.to_json())
 
 
+@pytest.mark.parametrize('prefix', ['/data/images', '/data/images/',
+                                    'data/images', '/'])
+@pytest.mark.parametrize('relative', [
+    'cls0/a.png', 'a.png', 'cls0/./a.png', 'cls0//a.png', 'x/../cls0/a.png',
+    'cls0/sub/../a.png', './cls0/a.png'
+])
+def test_store_keys_are_relpaths(prefix, relative):
+    """The key is the image's path relative to the prefix, however the
+    path is spelt (the fast path of the usual spelling must agree)."""
+    store = FKDLabelStore(
+        '/store', make_meta(img_prefix=prefix.rstrip('/') or '/'))
+    img_path = prefix.rstrip('/') + '/' + relative
+    assert store.key_of(img_path) == osp.relpath(img_path, prefix)
+    assert store.key_of(img_path.replace(prefix.rstrip('/'), '/moved', 1),
+                        img_prefix='/moved') == osp.relpath(
+                            img_path, prefix)
+
+
 def test_store_file_sizes_and_refusals(tmp_path):
     meta = make_meta()
     assert meta.bytes_per_image == 4 * (16 + 1 + 2 * (2 + 4))
@@ -253,6 +271,12 @@ def test_rebuilt_labels_match_reference(label_type):
     ], dtype=torch.float64)
     torch.testing.assert_close(target.double(), reference, rtol=1e-6,
                                atol=1e-7)
+    for row in range(5):  # one crop at a time, as the training pipeline
+        one = rebuild_soft_label(indices[row].numpy(), probs[row].numpy(),
+                                 10, label_type)
+        assert one.shape == (10, ) and one.dtype == torch.float32
+        torch.testing.assert_close(one.double(), reference[row], rtol=1e-6,
+                                   atol=1e-7)
     if label_type == 'marginal_smoothing':  # the top-k kept as stored
         torch.testing.assert_close(target.gather(1, indices), probs)
         assert (target > 0).all()

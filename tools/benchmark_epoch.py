@@ -16,7 +16,11 @@ and how much online KD costs::
         --teacher-ckpt work_dirs/resnet18_digits/epoch_20.pth
 
 Configs run one after another in this process; keep the machine otherwise
-idle while it runs.
+idle while it runs. A config timed right after another runs a few percent
+slower or faster than when timed first (the allocator, caches and the
+other processes' phases change): ``--repeats N`` times every config N
+times, the order reversed on every other repeat (A B, B A, A B, ...), and
+prints the median of each timing and the range of the per-repeat ratios.
 """
 import argparse
 import os.path as osp
@@ -41,14 +45,17 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('configs', nargs='+',
                         help='epoch-based configs; ratios are to the first')
     parser.add_argument('--epochs', type=int, default=1)
+    parser.add_argument('--repeats', type=int, default=1,
+                        help='time every config this many times, in '
+                        'alternating order; report medians')
     parser.add_argument('--teacher-ckpt',
                         help='model.teacher_ckpt of the configs that have a '
                         'teacher')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         default={}, help='options for every config')
     args = parser.parse_args(argv)
-    if args.epochs < 1:
-        parser.error('--epochs must be >= 1')
+    if args.epochs < 1 or args.repeats < 1:
+        parser.error('--epochs and --repeats must be >= 1')
     for config in args.configs:
         if not osp.isfile(config):
             parser.error(f'config not found: {config}')
@@ -97,6 +104,33 @@ def time_config(path: str, args: argparse.Namespace, work_dir: str) -> dict:
                 data_s=data_s)
 
 
+def summarise(repeats: List[List[dict]]) -> List[dict]:
+    """One row per config from its timings in every repeat: the median of
+    each timing, and the per-repeat ratios to the first config's timing of
+    the same repeat (``epoch_ratios``, ``step_ratios``)."""
+    rows = []
+    for index, config in enumerate(repeats[0]):
+        runs = [repeat[index] for repeat in repeats]
+        row = dict(config=config['config'], steps=config['steps'])
+        for key in ('epoch_s', 'step_s', 'data_s'):
+            row[key] = statistics.median(run[key] for run in runs)
+        for key, name in (('epoch_s', 'epoch_ratios'),
+                          ('step_s', 'step_ratios')):
+            row[name] = [run[key] / repeat[0][key]
+                         for run, repeat in zip(runs, repeats)]
+        rows.append(row)
+    return rows
+
+
+def _ratio(row: dict, first: dict, key: str, name: str) -> str:
+    """The ratio of medians, and the range of the per-repeat ratios when
+    there are several."""
+    text = f'{row[key] / first[key]:.3f}'
+    if len(row[name]) > 1:
+        text += f' ({min(row[name]):.3f}-{max(row[name]):.3f})'
+    return text
+
+
 def markdown(rows: List[dict]) -> str:
     """The rows as a table, with ratios to the first row.
 
@@ -111,20 +145,33 @@ def markdown(rows: List[dict]) -> str:
     for row in rows:
         lines.append(
             f'| {osp.basename(row["config"])} | {row["epoch_s"]:.1f} | '
-            f'{row["epoch_s"] / first["epoch_s"]:.3f} | '
-            f'{row["step_s"]:.4f} | {row["step_s"] / first["step_s"]:.3f} | '
+            f'{_ratio(row, first, "epoch_s", "epoch_ratios")} | '
+            f'{row["step_s"]:.4f} | '
+            f'{_ratio(row, first, "step_s", "step_ratios")} | '
             f'{row["data_s"]:.4f} | {row["steps"]} |')
     return '\n'.join(lines)
 
 
 def main(argv: Optional[List[str]] = None) -> List[dict]:
     args = parse_args(argv)
-    rows = []
+    repeats = []
     with tempfile.TemporaryDirectory() as tmp:
-        for index, config in enumerate(args.configs):
-            rows.append(time_config(config, args,
-                                    osp.join(tmp, str(index))))
-    print(f'\n{args.epochs} epoch(s) per config\n\n' + markdown(rows))
+        for repeat in range(args.repeats):
+            order = list(enumerate(args.configs))
+            if repeat % 2:
+                order.reverse()
+            timings = {
+                index: time_config(config, args,
+                                   osp.join(tmp, f'{repeat}_{index}'))
+                for index, config in order
+            }
+            repeats.append([timings[index] for index in sorted(timings)])
+    rows = summarise(repeats)
+    medians = '' if args.repeats == 1 else (
+        f', medians of {args.repeats} repeats in alternating order '
+        '(ratio ranges in brackets)')
+    print(f'\n{args.epochs} epoch(s) per config{medians}\n\n' +
+          markdown(rows))
     return rows
 
 

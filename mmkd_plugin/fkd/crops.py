@@ -61,9 +61,9 @@ def normalise_boxes(boxes: np.ndarray, height: int,
 def pixel_box(box: np.ndarray, height: int, width: int) -> Box:
     """A normalised box back in pixels of an (H, W) image (exact for a
     float32 box of an image of the same size)."""
-    top, left, crop_h, crop_w = (
-        int(round(float(value) * size))
-        for value, size in zip(box, (height, width, height, width)))
+    top, left, crop_h, crop_w = box.tolist()  # exact float32 -> float
+    top, left = round(top * height), round(left * width)
+    crop_h, crop_w = round(crop_h * height), round(crop_w * width)
     crop_h = min(max(crop_h, 1), height)
     crop_w = min(max(crop_w, 1), width)
     top = min(max(top, 0), height - crop_h)

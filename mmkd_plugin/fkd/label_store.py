@@ -143,6 +143,9 @@ class FKDLabelStore:
     def __init__(self, root: str, meta: FKDStoreMeta) -> None:
         self.root = root
         self.meta = meta
+        # read once per sample in training: not rebuilt on every call
+        self._record_dtype = meta.record_dtype
+        self._file_bytes = meta.bytes_per_image
 
     @classmethod
     def create(cls, root: str, meta: FKDStoreMeta) -> 'FKDLabelStore':
@@ -197,7 +200,7 @@ class FKDLabelStore:
                 moved since the store was made).
         """
         prefix = self.meta.img_prefix if img_prefix is None else img_prefix
-        key = osp.relpath(img_path, prefix) if prefix else img_path
+        key = _strip_prefix(img_path, prefix) if prefix else img_path
         if osp.isabs(key) or key.split(os.sep)[0] == '..':
             raise ValueError(
                 f'FKD label store "{self.root}": image "{img_path}" is not '
@@ -213,7 +216,7 @@ class FKDLabelStore:
         """Whether image ``key`` has a complete label file."""
         path = self.label_path(key)
         return (osp.exists(path)
-                and osp.getsize(path) == self.meta.bytes_per_image)
+                and osp.getsize(path) == self._file_bytes)
 
     def write(self, key: str, crops: FKDCrops) -> None:
         """Write one image's crops (atomically: no half-written file)."""
@@ -245,20 +248,20 @@ class FKDLabelStore:
         """
         path = self.label_path(key)
         try:  # one open per sample: no separate existence check
-            with open(path, 'rb') as file:
-                raw = np.frombuffer(file.read(), dtype=np.uint8)
+            raw = np.frombuffer(_read_bytes(path, self._file_bytes + 1),
+                                dtype=np.uint8)
         except FileNotFoundError:
             raise FileNotFoundError(
                 f'FKD label store "{self.root}" has no labels for image '
                 f'"{key}" (expected {path}); run tools/make_soft_labels.py '
                 f'on this dataset (it resumes an unfinished store).') from None
-        if raw.size != self.meta.bytes_per_image:
+        if raw.size != self._file_bytes:
             raise ValueError(
                 f'FKD label file {path}: {raw.size} bytes, expected '
-                f'{self.meta.bytes_per_image} ({self.meta.num_crops} crops '
-                f'of {self.meta.record_dtype.itemsize} bytes); delete it and '
+                f'{self._file_bytes} ({self.meta.num_crops} crops '
+                f'of {self._record_dtype.itemsize} bytes); delete it and '
                 f're-run tools/make_soft_labels.py.')
-        records = raw.view(self.meta.record_dtype)
+        records = raw.view(self._record_dtype)
         return FKDCrops(boxes=records['box'].astype(np.float32),
                         flips=records['flip'].copy(),
                         indices=records['indices'].astype(np.int64),
@@ -270,6 +273,30 @@ class FKDLabelStore:
         for folder, _, files in os.walk(self.root):
             total += sum(osp.getsize(osp.join(folder, f)) for f in files)
         return total
+
+
+def _strip_prefix(path: str, prefix: str) -> str:
+    """``osp.relpath(path, prefix)``, without its two ``abspath`` calls when
+    ``path`` is plainly ``prefix`` + separator + a normalised relative path
+    (the data loader's case: relpath cost 12 us of a 31 us replay)."""
+    head = prefix.rstrip(os.sep) + os.sep
+    if path.startswith(head):
+        rest = path[len(head):]
+        parts = rest.split(os.sep)
+        if rest and '' not in parts and '.' not in parts and \
+                '..' not in parts:
+            return rest
+    return osp.relpath(path, prefix)
+
+
+def _read_bytes(path: str, limit: int) -> bytes:
+    """Up to ``limit`` bytes of a file, through the os calls (a third of
+    the cost of ``open(...).read()`` for these small files)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return os.read(fd, limit)
+    finally:
+        os.close(fd)
 
 
 def _write_atomic(path: str, data: bytes) -> None:

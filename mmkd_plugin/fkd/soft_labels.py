@@ -37,6 +37,8 @@ def rebuild_soft_label(indices: np.ndarray, probs: np.ndarray,
     if label_type not in LABEL_TYPES:
         raise ValueError(f'FKD: label_type must be one of {LABEL_TYPES}, got '
                          f'"{label_type}".')
+    if np.ndim(indices) == 1 and label_type == 'marginal_smoothing':
+        return _one_marginal_smoothing(indices, probs, num_classes)
     # numpy: one crop's label is a handful of tiny array operations, each
     # several times cheaper than torch's per-op overhead in a data worker.
     index = np.asarray(indices, dtype=np.int64)
@@ -58,3 +60,17 @@ def rebuild_soft_label(indices: np.ndarray, probs: np.ndarray,
     else:
         np.put_along_axis(target, index, prob, axis=-1)
     return torch.from_numpy(target / target.sum(-1, keepdims=True))
+
+
+def _one_marginal_smoothing(indices: np.ndarray, probs: np.ndarray,
+                            num_classes: int) -> Tensor:
+    """:func:`rebuild_soft_label` of one crop with the default label type,
+    the training pipeline's case, in the fewest numpy calls (the general
+    path cost 10 us a sample)."""
+    prob = np.asarray(probs, dtype=np.float32)
+    num_other = num_classes - prob.shape[0]
+    stored_mass = float(prob.sum())
+    fill = max(1.0 - stored_mass, 0.0) / num_other if num_other else 0.0
+    target = np.full(num_classes, fill, dtype=np.float32)
+    target[indices] = prob
+    return torch.from_numpy(target / target.sum())
