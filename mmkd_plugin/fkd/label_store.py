@@ -282,9 +282,7 @@ def _strip_prefix(path: str, prefix: str) -> str:
     head = prefix.rstrip(os.sep) + os.sep
     if path.startswith(head):
         rest = path[len(head):]
-        parts = rest.split(os.sep)
-        if rest and '' not in parts and '.' not in parts and \
-                '..' not in parts:
+        if {'', '.', '..'}.isdisjoint(rest.split(os.sep)):
             return rest
     return osp.relpath(path, prefix)
 
