@@ -242,3 +242,47 @@ def test_benchmark_epoch_repeats_alternate_the_order(capsys):
     assert line.split('|')[1].strip() == '1.000 (0.909-1.100)'
     with pytest.raises(SystemExit):
         tool['main']([plain, '--repeats', '0'])
+
+
+def test_benchmark_epoch_counts_a_multi_crop_pass_as_its_crops(
+        monkeypatch):
+    """With k crops of each image per step (FKDMultiCrop) one pass counts
+    as k epochs: the wall time is reported per counted epoch, which holds
+    a plain epoch's samples."""
+    import runpy
+    from mmengine.logging import MessageHub
+    from mmengine.runner import Runner
+    tool = runpy.run_path(osp.join(REPO_ROOT, 'tools', 'benchmark_epoch.py'))
+    fkd_dir = osp.join(CONFIG_DIR, 'classification', 'fkd')
+    multi = osp.join(fkd_dir, 'fkd-t4-mc2_resnet18-w4_digits.py')
+    plain = osp.join(DIGITS_DIR, 'resnet18-w4_digits.py')
+    assert tool['crops_per_image'](Config.fromfile(multi)) == 2
+    assert tool['crops_per_image'](
+        Config.fromfile(osp.join(fkd_dir, 'fkd-mc4_resnet18-w4_digits.py'))
+    ) == 4
+    assert tool['crops_per_image'](Config.fromfile(plain)) == 1
+
+    clock = [0.0]
+
+    class FakeRunner:
+        """Trains 12 s per pass of 10 steps."""
+
+        def __init__(self, epochs):
+            self.train_loop = type('Loop', (), dict(max_iters=10 * epochs))
+            self.message_hub = MessageHub.get_instance('fake_benchmark')
+            self.epochs = epochs
+
+        def train(self):
+            for _ in range(10 * self.epochs):
+                self.message_hub.update_scalar('train/time', 1.2)
+                self.message_hub.update_scalar('train/data_time', 0.1)
+            clock[0] += 12.0 * self.epochs
+
+    monkeypatch.setattr(Runner, 'from_cfg', staticmethod(
+        lambda cfg: FakeRunner(cfg.train_cfg.max_epochs)))
+    monkeypatch.setattr(tool['time'], 'perf_counter', lambda: clock[0])
+    args = tool['parse_args']([multi, '--epochs', '3'])
+    timing = tool['time_config'](multi, args, 'unused')
+    assert timing['epoch_s'] == pytest.approx(6.0)  # 12 s per pass / 2
+    assert (timing['crops'], timing['steps']) == (2, 10)
+    assert timing['step_s'] == pytest.approx(1.2)

@@ -612,16 +612,20 @@ def test_digits_config_accepts_labels_made_from_the_teacher_config():
         assert fkd_cfg[key] == student_cfg[key], key
 
 
-def test_digits_multi_crop_config_keeps_the_baseline_steps_and_crops():
-    """4 crops of each decoded image per step: the step holds the
-    baseline's 64 samples and one pass counts as 4 epochs, so the run has
-    the baseline's steps, crops and cosine span; the crops replayed are the
-    single-crop config's."""
+@pytest.mark.parametrize('multi_name, single_name, num_crops', [
+    ('fkd-mc4', 'fkd', 4), ('fkd-t4-mc2', 'fkd-t4', 2)])
+def test_digits_multi_crop_config_keeps_the_baseline_steps_and_crops(
+        multi_name, single_name, num_crops):
+    """k crops of each decoded image per step: the step holds the
+    baseline's 64 samples and one pass counts as k epochs, so the run has
+    the baseline's steps, crops and cosine span; the crops replayed and the
+    model are the single-crop config's."""
     from tests.conftest import CONFIG_DIR
     fkd_dir = osp.join(CONFIG_DIR, 'classification', 'fkd')
-    multi = Config.fromfile(osp.join(fkd_dir,
-                                     'fkd-mc4_resnet18-w4_digits.py'))
-    single = Config.fromfile(osp.join(fkd_dir, 'fkd_resnet18-w4_digits.py'))
+    multi = Config.fromfile(
+        osp.join(fkd_dir, f'{multi_name}_resnet18-w4_digits.py'))
+    single = Config.fromfile(
+        osp.join(fkd_dir, f'{single_name}_resnet18-w4_digits.py'))
     student = Config.fromfile(osp.join(CONFIG_DIR, 'classification',
                                        'digits', 'resnet18-w4_digits.py'))
     loader = multi.train_dataloader
@@ -629,7 +633,7 @@ def test_digits_multi_crop_config_keeps_the_baseline_steps_and_crops():
         'LoadImageFromFile', 'FKDMultiCrop']
     multi_crop = loader.dataset.pipeline[1]
     crops = multi_crop.num_crops
-    assert crops > 1
+    assert crops == num_crops
     assert multi_crop.replay == single.train_dataloader.dataset.pipeline[1]
     assert loader.collate_fn.type == 'fkd_multi_crop_collate'
     assert loader.batch_size * crops == student.train_dataloader.batch_size

@@ -21,8 +21,14 @@ slower or faster than when timed first (the allocator, caches and the
 other processes' phases change): ``--repeats N`` times every config N
 times, the order reversed on every other repeat (A B, B A, A B, ...), and
 prints the median of each timing and the range of the per-repeat ratios.
+
+Epochs are counted as FKD's authors count them: with k crops of each
+decoded image per step (``FKDMultiCrop``), one pass over the data counts
+as k epochs, so ``--epochs`` passes are timed and the wall time is
+reported per counted epoch, which holds the samples of a plain epoch.
 """
 import argparse
+import inspect
 import os.path as osp
 import statistics
 import sys
@@ -88,20 +94,34 @@ def timing_config(path: str, args: argparse.Namespace, work_dir: str):
     return cfg
 
 
+def crops_per_image(cfg: Config) -> int:
+    """The crops each loaded training image gives (``num_crops`` of an
+    ``FKDMultiCrop`` in the training pipeline; 1 without one)."""
+    from mmkd_plugin.fkd import FKDMultiCrop
+    default = inspect.signature(FKDMultiCrop).parameters['num_crops'].default
+    for step in cfg.train_dataloader.dataset.get('pipeline', []):
+        if step.get('type') == 'FKDMultiCrop':
+            return step.get('num_crops', default)
+    return 1
+
+
 def time_config(path: str, args: argparse.Namespace, work_dir: str) -> dict:
-    """Train ``path``; return seconds per epoch, steps per epoch and median
-    step / data seconds (mmengine's iteration timer)."""
+    """Train ``path`` for ``args.epochs`` passes; return seconds per
+    counted epoch, crops per image, steps per pass and median step / data
+    seconds (mmengine's iteration timer)."""
     from mmengine.runner import Runner
-    runner = Runner.from_cfg(timing_config(path, args, work_dir))
+    cfg = timing_config(path, args, work_dir)
+    crops = crops_per_image(cfg)
+    runner = Runner.from_cfg(cfg)
     start = time.perf_counter()
     runner.train()
-    epoch_s = (time.perf_counter() - start) / args.epochs
+    epoch_s = (time.perf_counter() - start) / (args.epochs * crops)
     hub = runner.message_hub
     step_s = statistics.median(hub.get_scalar('train/time').data[0])
     data_s = statistics.median(hub.get_scalar('train/data_time').data[0])
     steps = runner.train_loop.max_iters // args.epochs
-    return dict(config=path, epoch_s=epoch_s, steps=steps, step_s=step_s,
-                data_s=data_s)
+    return dict(config=path, epoch_s=epoch_s, crops=crops, steps=steps,
+                step_s=step_s, data_s=data_s)
 
 
 def summarise(repeats: List[List[dict]]) -> List[dict]:
@@ -111,7 +131,8 @@ def summarise(repeats: List[List[dict]]) -> List[dict]:
     rows = []
     for index, config in enumerate(repeats[0]):
         runs = [repeat[index] for repeat in repeats]
-        row = dict(config=config['config'], steps=config['steps'])
+        row = dict(config=config['config'], steps=config['steps'],
+                   crops=config.get('crops', 1))
         for key in ('epoch_s', 'step_s', 'data_s'):
             row[key] = statistics.median(run[key] for run in runs)
         for key, name in (('epoch_s', 'epoch_ratios'),
@@ -134,21 +155,21 @@ def _ratio(row: dict, first: dict, key: str, name: str) -> str:
 def markdown(rows: List[dict]) -> str:
     """The rows as a table, with ratios to the first row.
 
-    Steps per epoch tell epochs of different lengths apart: with several
-    crops of each image per step (FKD's ``FKDMultiCrop``), one pass over
-    the data holds that many times the steps of a plain epoch.
+    The epoch is the counted one: with k crops of each image per step
+    (FKD's ``FKDMultiCrop``), one pass over the data (``steps / pass``)
+    counts as k epochs.
     """
     first = rows[0]
     lines = ['| config | s / epoch | ratio | median step s | ratio | '
-             'median data s | steps / epoch |',
-             '| --- | ---: | ---: | ---: | ---: | ---: | ---: |']
+             'median data s | crops / image | steps / pass |',
+             '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |']
     for row in rows:
         lines.append(
             f'| {osp.basename(row["config"])} | {row["epoch_s"]:.1f} | '
             f'{_ratio(row, first, "epoch_s", "epoch_ratios")} | '
             f'{row["step_s"]:.4f} | '
             f'{_ratio(row, first, "step_s", "step_ratios")} | '
-            f'{row["data_s"]:.4f} | {row["steps"]} |')
+            f'{row["data_s"]:.4f} | {row["crops"]} | {row["steps"]} |')
     return '\n'.join(lines)
 
 
