@@ -1,6 +1,11 @@
 # DIST (Huang et al., NeurIPS 2022) on the digit-crops proxy: the KD config's
-# teacher, student and data with DIST's CIFAR settings (methods.md):
-# tau 4, beta = gamma = 1, CE 1 + 2 * L_DIST.
+# teacher, student and data; beta = gamma = 1, CE 1, with tau 1 (the
+# authors' ImageNet setting) and L_DIST weighted 0.5 instead of their CIFAR
+# tau 4 and weight 2. Chosen on the holdout split at 40 epochs (seed 0,
+# three settings tried in turn: tau 4 weight 2 90.69 top-1, tau 1 weight 2
+# 91.16, tau 1 weight 0.5 92.25; the baseline 91.77; docs/efficacy.md,
+# "Holdout checks at 40 epochs"). The 20-epoch table there ran with tau 4
+# and weight 2.
 #
 # One change for this proxy: the student's classifier starts from PyTorch's
 # default Linear init (as the authors' CIFAR models do), not mmpretrain's
@@ -20,6 +25,6 @@ model = dict(
     student_loss_weight=1.0,
     distill=[
         dict(student='head',
-             loss=dict(type='DISTLoss', temperature=4.0, inter_weight=1.0,
-                       intra_weight=1.0, loss_weight=2.0))
+             loss=dict(type='DISTLoss', temperature=1.0, inter_weight=1.0,
+                       intra_weight=1.0, loss_weight=0.5))
     ])

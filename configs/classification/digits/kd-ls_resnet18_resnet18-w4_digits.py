@@ -1,6 +1,10 @@
 # KD with logit standardisation (Sun et al., CVPR 2024) on the digit-crops
 # proxy: the KD config's teacher, student and data with the paper's CIFAR
-# defaults (methods.md): base temperature 2, KD weight 9, CE 0.1.
+# defaults (methods.md): base temperature 2, CE 0.1, except the KD weight:
+# 0.9 (the KD config's), not 9. It was chosen on the holdout split at 40
+# epochs (seed 0: 92.23 top-1 with 0.9, 91.42 with 9, the baseline 91.77;
+# docs/efficacy.md, "Holdout checks at 40 epochs"). The 20-epoch table
+# there ran with 9.
 #
 # As in the DIST config, the student's classifier starts from PyTorch's
 # default Linear init (the authors' CIFAR models are nn.Linear), not
@@ -18,6 +22,6 @@ model = dict(
     student_loss_weight=0.1,
     distill=[
         dict(student='head',
-             loss=dict(type='KDLoss', temperature=2.0, loss_weight=9.0,
+             loss=dict(type='KDLoss', temperature=2.0, loss_weight=0.9,
                        logit_standardization=True))
     ])
