@@ -225,7 +225,7 @@ def test_benchmark_epoch_repeats_alternate_the_order(capsys):
     def fake_time_config(path, args, work_dir):
         slowdown = 1.1 if len(order) % 2 else 1.0  # the second of a repeat
         order.append(osp.basename(path))
-        return dict(config=path, epoch_s=10 * slowdown, steps=5,
+        return dict(config=path, epoch_s=10 * slowdown, crops=1, steps=5,
                     step_s=2 * slowdown, data_s=0.5)
 
     tool['main'].__globals__['time_config'] = fake_time_config

@@ -132,7 +132,7 @@ def summarise(repeats: List[List[dict]]) -> List[dict]:
     for index, config in enumerate(repeats[0]):
         runs = [repeat[index] for repeat in repeats]
         row = dict(config=config['config'], steps=config['steps'],
-                   crops=config.get('crops', 1))
+                   crops=config['crops'])
         for key in ('epoch_s', 'step_s', 'data_s'):
             row[key] = statistics.median(run[key] for run in runs)
         for key, name in (('epoch_s', 'epoch_ratios'),
