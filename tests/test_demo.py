@@ -226,7 +226,7 @@ def run_demo(cwd, *extra):
 def test_demo_trains_reports_and_continues_from_its_cache(tmp_path):
     log = run_demo(tmp_path)
     (work, ) = [p for p in (tmp_path / 'work').iterdir()]
-    assert work.name == 'seed0_64px_2-5digits_8-4-4'
+    assert work.name == 'seed1_64px_3-6digits_8-4-4'
     names = ['retina_teacher', 'retina_baseline', 'fgd']
     for name in names:
         assert f'{name}: started' in log
@@ -370,19 +370,27 @@ def test_a_mix_of_tasks_is_refused(capsys):
         assert message in capsys.readouterr().err
 
 
-def test_schedule_and_seeds_default_per_task():
-    """Without --iters and --seeds each task gets its own demo schedule
-    (detection: the near-converged 12000 iterations, one seed); given flags
-    win."""
+def test_schedule_seeds_and_variant_default_per_task():
+    """Without --iters, --seeds and variant flags each task gets its own
+    demo schedule and data (detection: 6000 iterations, one seed, scenes
+    of 3-6 digits from generator seed 1); a variant flag replaces one field
+    of the demo variant; given flags win."""
+    from mmkd_plugin.efficacy.tasks import CropVariant, DataVariant
     sys.path.insert(0, osp.dirname(DEMO))
     try:
         import demo
     finally:
         sys.path.pop(0)
     detection = demo.parse_args([])
-    assert (detection.iters, detection.seeds) == (12000, [0])
+    assert (detection.iters, detection.seeds) == (6000, [0])
+    assert detection.variant == DataVariant(seed=1, digits=(3, 6))
+    assert demo.parse_args(['--data-seed', '0']).variant == DataVariant(
+        seed=0, digits=(3, 6))
+    assert demo.parse_args(['--data-seed', '0', '--digits', '2', '5'
+                            ]).variant == DataVariant()
     classification = demo.parse_args(['--task', 'classification'])
     assert (classification.iters, classification.seeds) == (1500, [0, 1])
+    assert classification.variant == CropVariant()
     chosen = demo.parse_args(['--iters', '300', '--seeds', '2', '1', '2'])
     assert (chosen.iters, chosen.seeds) == (300, [2, 1])
 

@@ -22,12 +22,14 @@ Examples::
     python tools/demo.py                         # the demo: CWD, seed 0
     python tools/demo.py --methods all --seeds 0 1 2 \
         --convergence-seeds 0 1 2                # the full table
-    python tools/demo.py --methods all --data-seed 1 --digits 3 6
+    python tools/demo.py --methods all --data-seed 0 --digits 2 5 \
+        --iters 12000                            # the docs' 3-seed data
     python tools/demo.py --methods fgd --splits holdout   # tuning
     python tools/demo.py --methods cls-kd cls-dist    # classification
     python tools/demo.py --task classification --methods all
 """
 import argparse
+import dataclasses
 import os
 import os.path as osp
 import sys
@@ -97,23 +99,28 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='splits to evaluate; the first is reported. '
                         'Choose settings on holdout only (default val)')
     variant = parser.add_argument_group(
-        'dataset variant', 'defaults: those of the task\'s variant; '
-        '--digits and --digit-size apply to detection only')
+        'dataset variant', 'each option replaces one field of the task\'s '
+        'demo variant; --digits and --digit-size apply to detection only')
+    detection = TASKS['detection'].demo_variant
     variant.add_argument('--data-seed', type=int, default=None,
-                         help='generator seed (default 0)')
+                         help='generator seed. Default: ' + per_task(
+                             lambda task: str(task.demo_variant.seed)))
     variant.add_argument('--image-size', type=int, default=None,
-                         help='default 64 (detection), 32 (classification)')
+                         help='image side in px. Default: ' + per_task(
+                             lambda task: str(task.demo_variant.image_size)))
     variant.add_argument('--digits', nargs=2, type=int, default=None,
                          metavar=('MIN', 'MAX'),
-                         help='digits per image (default 2 5)')
+                         help='digits per image (default '
+                         f'{detection.digits[0]} {detection.digits[1]})')
     variant.add_argument('--digit-size', nargs=2, type=int, default=None,
                          metavar=('MIN', 'MAX'),
                          help='glyph height range in px (default: 12-48 '
                          'at 128 px, scaled to the image size)')
     variant.add_argument('--dataset-size', nargs=3, type=int, default=None,
                          metavar=('TRAIN', 'VAL', 'HOLDOUT'),
-                         help='default 2000 1000 1000 (detection), 10000 '
-                         '20000 20000 (classification)')
+                         help='images per split. Default: ' + per_task(
+                             lambda task: ' '.join(
+                             map(str, task.demo_variant.sizes))))
     parser.add_argument('--data-root', default='data/demo',
                         help='datasets are generated in a folder per '
                         'variant under it (default data/demo)')
@@ -179,8 +186,9 @@ def choose_task(task_name: Optional[str],
 
 
 def make_variant(parser: argparse.ArgumentParser, args: argparse.Namespace):
-    """The task's dataset variant with the variant options given; an option
-    its variant does not have is a command-line error."""
+    """The task's demo variant with the variant options given in place of
+    its fields; an option its variant does not have is a command-line
+    error."""
     fields = args.task.variant_fields()
     options = {}
     for flag, name in VARIANT_FLAGS.items():
@@ -191,7 +199,7 @@ def make_variant(parser: argparse.ArgumentParser, args: argparse.Namespace):
             parser.error(f'--{flag.replace("_", "-")} does not apply to the '
                          f'{args.task.name} task')
         options[name] = tuple(value) if isinstance(value, list) else value
-    return args.task.variant_type(**options)
+    return dataclasses.replace(args.task.demo_variant, **options)
 
 
 class Clock:
