@@ -101,7 +101,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     variant = parser.add_argument_group(
         'dataset variant', 'each option replaces one field of the task\'s '
         'demo variant; --digits and --digit-size apply to detection only')
-    detection = TASKS['detection'].demo_variant
+    scenes = TASKS['detection'].demo_variant
     variant.add_argument('--data-seed', type=int, default=None,
                          help='generator seed. Default: ' + per_task(
                              lambda task: str(task.demo_variant.seed)))
@@ -111,7 +111,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     variant.add_argument('--digits', nargs=2, type=int, default=None,
                          metavar=('MIN', 'MAX'),
                          help='digits per image (default '
-                         f'{detection.digits[0]} {detection.digits[1]})')
+                         f'{scenes.digits[0]} {scenes.digits[1]})')
     variant.add_argument('--digit-size', nargs=2, type=int, default=None,
                          metavar=('MIN', 'MAX'),
                          help='glyph height range in px (default: 12-48 '

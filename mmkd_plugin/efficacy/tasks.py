@@ -18,7 +18,7 @@ Method names are unique across tasks, so a method names its task.
 import json
 import os.path as osp
 from dataclasses import asdict, dataclass, fields
-from typing import Callable, Dict, Iterable, Optional, Tuple
+from typing import Callable, Dict, Iterable, Optional, Tuple, Union
 
 from mmkd_plugin.utils.digit_scenes.crops_writer import DEFAULT_CROP_SPLITS
 
@@ -256,7 +256,7 @@ class Task:
     demo_methods: Tuple[str, ...]
     demo_iters: int
     demo_seeds: Tuple[int, ...]
-    demo_variant: object
+    demo_variant: Union[DataVariant, CropVariant]
     env_data_root: str
     config_helpers: Tuple[str, ...]
     schedule_options: Callable[[int], Dict]
