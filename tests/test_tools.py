@@ -268,7 +268,10 @@ def test_hub_get_config_and_get_model_in_fresh_interpreter(tmp_path):
         'config' in out
 
 
-def test_make_digit_scenes_defaults_are_the_demo_dataset():
+def test_make_digit_scenes_defaults_are_the_variant_defaults():
+    """tools/make_digit_scenes.py writes DataVariant()'s dataset by default
+    (seed 0, 2-5 digits: the 3-seed tables' data; the demo's variant is
+    DETECTION.demo_variant)."""
     from mmkd_plugin.efficacy.proxy import DataVariant
     sys.path.insert(0, osp.join(REPO_ROOT, 'tools'))
     try:
