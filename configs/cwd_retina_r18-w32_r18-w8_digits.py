@@ -7,7 +7,7 @@
 # loss of the first iterations is about twice the detection loss (0.5, set
 # that way on the earlier 128 px R50 -> R18 proxy, gave 0.63x on this pair
 # with its 6000-iteration teacher over the first 10 iterations:
-# TeacherSanityHook). Chosen on the holdout split of the demo's proxy
+# TeacherSanityHook). Compared on the holdout split of the demo's proxy
 # (seed 0, 6000 iterations; docs/efficacy.md, "Settings chosen on the
 # holdout split"): weight 0.5 / 1.6 / 5 / 16 gave 49.9 / 51.8 / 51.5 / 50.4
 # mAP, tau 2 at weight 1.6 51.4 (baseline 47.8); 1.6 and tau 1 kept.

@@ -9,7 +9,7 @@
 # Weights: the COCO ones / 7, so that the FGD loss of the first iterations
 # is about twice the detection loss (the rule of every feature config here;
 # / 50 gave 0.29x on this pair, with its 6000-iteration teacher, over the
-# first 10 iterations: TeacherSanityHook). Chosen on the holdout split of
+# first 10 iterations: TeacherSanityHook). Compared on the holdout split of
 # the demo's proxy (seed 0, 6000 iterations; docs/efficacy.md, "Settings
 # chosen on the holdout split"): all four weights x0.3 / x1 / x3 / x10 gave
 # 49.0 / 50.1 / 50.2 / 49.2 mAP (baseline 47.8); x1 kept (a setting replaces

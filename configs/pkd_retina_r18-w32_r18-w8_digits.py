@@ -6,7 +6,7 @@
 # PKD on all 4 FPN levels. Weight 1 (COCO: 10), set on the earlier 128 px
 # R50 -> R18 proxy so that the PKD loss at the first iteration is about
 # twice the detection loss; on this pair it gives 2.0x (6000-iteration
-# teacher, first 10 iterations: TeacherSanityHook). Chosen on the holdout
+# teacher, first 10 iterations: TeacherSanityHook). Compared on the holdout
 # split of the demo's proxy (seed 0, 6000 iterations; docs/efficacy.md,
 # "Settings chosen on the holdout split"): weight 0.3 / 1 / 3 / 10 gave
 # 49.3 / 49.9 / 50.1 / 49.4 mAP (baseline 47.8); 1 kept (a setting replaces
