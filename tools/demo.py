@@ -23,7 +23,7 @@ Examples::
     python tools/demo.py --methods all --seeds 0 1 2 \
         --convergence-seeds 0 1 2                # the full table
     python tools/demo.py --methods all --data-seed 0 --digits 2 5 \
-        --iters 12000                            # the docs' 3-seed data
+        --iters 12000                            # the docs' 12000-it tables
     python tools/demo.py --methods fgd --splits holdout   # tuning
     python tools/demo.py --methods cls-kd cls-dist    # classification
     python tools/demo.py --task classification --methods all

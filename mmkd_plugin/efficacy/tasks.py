@@ -317,8 +317,8 @@ DETECTION = Task(
     # adds +0.97 +- 0.50 mAP to the RetinaNet baseline (3 seeds, val), at
     # the edge of the 1-mAP convergence criterion, and the four runs of one
     # seed take 14.5 min on two cores (docs/efficacy.md, "The demo's
-    # proxy"). The 3-seed tables ran on DataVariant() (seed 0, 2-5 digits)
-    # at 12000 iterations.
+    # proxy"). The 12000-iteration 3-seed tables ran on DataVariant()
+    # (seed 0, 2-5 digits).
     demo_iters=6000,
     demo_seeds=(0, ),
     demo_variant=DataVariant(seed=1, digits=(3, 6)),
