@@ -267,6 +267,8 @@ def test_method_and_family_names_are_unique_across_tasks():
     families = [f for task in TASKS.values() for f in task.families]
     assert len(set(methods)) == len(methods)
     assert len(set(families)) == len(families)
+    # a tagged row is '<method>_<tag>' (tools/demo.py --tag)
+    assert not any('_' in m for m in methods)
     assert {'cls-kd', 'cls-dkd', 'cls-dist'} <= set(
         TASKS['classification'].methods)
 
@@ -485,3 +487,65 @@ def test_demo_runs_the_classification_family(tmp_path):
         row = next(line for line in table.splitlines()
                    if line.startswith(f'| {name} |'))
         assert f'| {top1:.1f} | {top1:.1f} |' in row
+
+
+def test_distilled_options_and_tag_change_only_the_distilled_runs():
+    """A setting search: the options reach the distilled students alone,
+    whose rows and runs are renamed so the method's own runs stay cached;
+    the teacher and the baselines are the method's."""
+    weight = {'model.distill.0.loss.loss_weight': 5.0}
+    specs = plan_runs(['cwd'], [0, 1], 100, CONFIG_DIR,
+                      distilled_options=weight, tag='w5')
+    plain = plan_runs(['cwd'], [0, 1], 100, CONFIG_DIR)
+    by_name = {spec.name: spec for spec in specs}
+    assert set(by_name) == {s.name for s in plain} - {'cwd', 'cwd_seed1'} | {
+        'cwd_w5', 'cwd_w5_seed1'}
+    assert by_name['cwd_w5_seed1'].group == 'cwd_w5'
+    from mmkd_plugin.efficacy.results import describe
+    assert describe(by_name['cwd_w5']).endswith(' + CWD (w5)')
+    assert describe(plain[-1]).endswith(' + CWD')
+    assert by_name['cwd_w5_seed1'].options == weight
+    for spec in plain:
+        if spec.role != 'distilled':
+            assert by_name[spec.name] == spec
+
+
+def test_option_keys_must_have_their_parent_in_the_config():
+    from mmkd_plugin.efficacy.runs import check_option_keys
+    config = dict(model=dict(distill=[dict(loss=dict(tau=1.0))]))
+    check_option_keys(config, {'model.distill.0.loss.tau': 2.0,
+                               'model.distill.0.loss.loss_weight': 3.0},
+                      'a.py')  # a new leaf is a constructor argument
+    for key, message in (
+            ('model.distil.0.loss.tau', 'a.py has no model.distil '
+             r'\(there: keys distill\)'),
+            ('model.distill.1.loss.tau', r'no model.distill.1 \(there: '
+             'indices 0-0'),
+            ('model.distill.0.los.tau', 'no model.distill.0.los'),
+            ('model.distill.0.loss.tau.x', r'no model.distill.0.loss.tau.x '
+             r'\(there: a float')):
+        with pytest.raises(KeyError, match=message):
+            check_option_keys(config, {key: 1}, 'a.py')
+
+
+def test_demo_cfg_options_need_a_tag_and_keys_of_the_config(capsys):
+    sys.path.insert(0, osp.dirname(DEMO))
+    try:
+        import demo
+    finally:
+        sys.path.pop(0)
+    args = demo.parse_args(['--methods', 'cwd', '--tag', 'w5',
+                            '--cfg-options',
+                            'model.distill.0.loss.loss_weight=5'])
+    assert args.cfg_options == {'model.distill.0.loss.loss_weight': 5}
+    for argv, message in (
+            (['--tag', 'w5'], '--cfg-options and --tag go together'),
+            (['--cfg-options', 'model.distill.0.loss.tau=2'],
+             '--cfg-options and --tag go together'),
+            (['--tag', 'a/b', '--cfg-options', 'model.distill.0.loss.tau=2'],
+             "--tag 'a/b': use letters"),
+            (['--tag', 't2', '--cfg-options', 'model.distil.0.loss.tau=2'],
+             'cwd_retina_r18-w32_r18-w8_digits.py has no model.distil')):
+        with pytest.raises(SystemExit):
+            demo.parse_args(['--methods', 'cwd', *argv])
+        assert message in capsys.readouterr().err

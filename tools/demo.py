@@ -25,6 +25,8 @@ Examples::
     python tools/demo.py --methods all --data-seed 0 --digits 2 5 \
         --iters 12000                            # the docs' 12000-it tables
     python tools/demo.py --methods fgd --splits holdout   # tuning
+    python tools/demo.py --methods cwd --splits holdout --tag w5 \
+        --cfg-options model.distill.0.loss.loss_weight=5  # another setting
     python tools/demo.py --methods cls-kd cls-dist    # classification
     python tools/demo.py --task classification --methods all
 """
@@ -32,6 +34,7 @@ import argparse
 import dataclasses
 import os
 import os.path as osp
+import re
 import sys
 import time
 from typing import Callable, List, Optional, Tuple
@@ -43,9 +46,12 @@ try:
     import mmkd_plugin  # noqa: F401
 except ImportError:  # not installed: run from a source checkout
     sys.path.insert(0, REPO_ROOT)
+from mmengine.config import Config, DictAction
+
 from mmkd_plugin.efficacy.proxy import plan_runs
 from mmkd_plugin.efficacy.report import markdown_table, plot_scores
 from mmkd_plugin.efficacy.results import groups_of, write_results
+from mmkd_plugin.efficacy.runs import check_option_keys
 from mmkd_plugin.efficacy.scheduler import run_all
 from mmkd_plugin.efficacy.tasks import (TASKS, Task, all_methods,
                                         task_of_methods)
@@ -133,6 +139,16 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='torch threads per run (default 1)')
     parser.add_argument('--batch-size', type=int, default=None,
                         help='training batch size (default: the configs\')')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        default={}, metavar='KEY=VALUE',
+                        help='config options for the distilled students '
+                        'only (keys of the methods\' configs, e.g. '
+                        'model.distill.0.loss.loss_weight=5); the teacher '
+                        'and the baselines are shared. Needs --tag')
+    parser.add_argument('--tag', default='',
+                        help='with --cfg-options: their rows and runs are '
+                        'named <method>_<tag> (letters, digits, . + -), '
+                        'cached beside the method\'s own')
     args = parser.parse_args(argv)
     try:
         args.task, args.methods = choose_task(args.task, args.methods)
@@ -151,7 +167,30 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         parser.error('--dataset-size needs at least 1 train and 1 val image')
     if 'holdout' in args.splits and sizes[2] < 1:
         parser.error('--splits holdout needs holdout images')
+    check_cfg_options(parser, args)
     return args
+
+
+def check_cfg_options(parser: argparse.ArgumentParser,
+                      args: argparse.Namespace) -> None:
+    """``--cfg-options`` come with a ``--tag`` that can name a folder, and
+    each of their keys has its parent in every chosen method's config;
+    otherwise a command-line error."""
+    if bool(args.cfg_options) != bool(args.tag):
+        parser.error('--cfg-options and --tag go together: the tag names '
+                     'the runs the options change')
+    if not args.tag:
+        return
+    if not re.fullmatch(r'[A-Za-z0-9][A-Za-z0-9.+-]*', args.tag):
+        parser.error(f'--tag {args.tag!r}: use letters, digits, . + and -')
+    for method in args.methods:
+        path = osp.join(REPO_ROOT, 'configs', args.task.config_dir,
+                        args.task.methods[method]['config'])
+        try:
+            check_option_keys(Config.fromfile(path).to_dict(),
+                              args.cfg_options, osp.basename(path))
+        except KeyError as error:
+            parser.error(f'--cfg-options: {error.args[0]}')
 
 
 def choose_task(task_name: Optional[str],
@@ -225,7 +264,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     specs = plan_runs(args.methods, args.seeds, args.iters,
                       osp.join(REPO_ROOT, 'configs'),
                       convergence_seeds=args.convergence_seeds,
-                      controls=not args.no_controls, options=options)
+                      controls=not args.no_controls, options=options,
+                      distilled_options=args.cfg_options, tag=args.tag)
     clock.log(f'{len(specs)} runs ({", ".join(args.methods)}; seeds '
               f'{" ".join(map(str, args.seeds))}; {args.iters} iterations) '
               f'on {args.jobs} worker(s) x {args.threads} thread(s), '

@@ -31,7 +31,9 @@ def run_name(base: str, seed: int) -> str:
 def plan_runs(methods: List[str], seeds: List[int], iters: int,
               config_dir: str, convergence_seeds: Optional[List[int]] = None,
               controls: bool = True,
-              options: Optional[Dict] = None) -> List[RunSpec]:
+              options: Optional[Dict] = None,
+              distilled_options: Optional[Dict] = None,
+              tag: str = '') -> List[RunSpec]:
     """Every run the chosen methods need, teachers first.
 
     Per family: the teacher (seed 0, ``iters``), the baseline (each seed),
@@ -49,6 +51,12 @@ def plan_runs(methods: List[str], seeds: List[int], iters: int,
             baselines; None means the first seed, ``[]`` none.
         controls (bool): Add the init-only controls.
         options (dict, optional): Config options for every run.
+        distilled_options (dict, optional): Config options for the
+            distilled students only (keys of the method's config), e.g. a
+            loss weight to compare on the holdout split.
+        tag (str): Names the distilled students' row ``<method>_<tag>``,
+            so that runs with ``distilled_options`` are cached beside the
+            method's own runs instead of replacing them.
 
     Returns:
         list[RunSpec]: The runs.
@@ -94,9 +102,11 @@ def plan_runs(methods: List[str], seeds: List[int], iters: int,
                 continue
             modules = tuple(method_spec.get('init_from_teacher', ()))
             for seed in seeds:
-                add(method, 'distilled', family, method_spec['config'], seed,
-                    iters, teacher=teacher,
-                    method_options=method_spec.get('options'))
+                add(f'{method}_{tag}' if tag else method, 'distilled',
+                    family, method_spec['config'], seed, iters,
+                    teacher=teacher, method_options=dict(
+                        method_spec.get('options') or {},
+                        **(distilled_options or {})))
                 if controls and modules:
                     add(f'{method}_init_only', 'control', family,
                         spec['baseline'], seed, iters, teacher=teacher,

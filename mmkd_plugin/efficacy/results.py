@@ -21,7 +21,10 @@ def describe(spec: RunSpec) -> str:
     if spec.role == 'control':
         return student + ' + ' + ', '.join(spec.init_from_teacher) + \
             ' from the teacher (init-only control)'
-    return f'{student} + {spec.group.upper()}'
+    # A distilled row is '<method>' or '<method>_<tag>' (no method name
+    # has an underscore: tests/test_demo.py).
+    method, _, tag = spec.group.partition('_')
+    return f'{student} + {method.upper()}' + (f' ({tag})' if tag else '')
 
 
 def groups_of(specs: List[RunSpec], results: Dict[str, dict],
@@ -62,7 +65,7 @@ def write_results(work_dir: str, args: argparse.Namespace,
     runs = [dict(name=spec.name, group=spec.group, role=spec.role,
                  family=spec.family, config=spec.config, seed=spec.seed,
                  iters=spec.iters, teacher=spec.teacher,
-                 **{key: results[spec.name][key] for key in (
+                 options=spec.options, **{key: results[spec.name][key] for key in (
                      'metrics', 'seconds_per_iter', 'train_seconds',
                      'cached')}) for spec in specs]
     settings = dict(task=task.name, methods=args.methods, seeds=args.seeds,

@@ -109,6 +109,46 @@ def data_root_env(variable: str, data_root: str) -> Iterator[None]:
             os.environ[variable] = previous
 
 
+def check_option_keys(config: dict, options: Dict[str, object],
+                      config_name: str) -> None:
+    """Check that every option sets a key whose parent is in ``config``.
+
+    mmengine's ``merge_from_dict`` creates missing keys, so a misspelt
+    path (``model.distil.0.loss.tau``) would train the config unchanged,
+    or fail far inside the build. A leaf may be new (an argument the
+    config leaves at its default); a misspelt leaf is refused by the
+    constructor it reaches.
+
+    Args:
+        config (dict): The config, as a dict.
+        options (dict): ``merge_from_dict`` options (dotted keys; list
+            items by index).
+        config_name (str): Names the config in the error.
+
+    Raises:
+        KeyError: Naming the option, the first missing part and the keys
+            that exist there.
+    """
+    for key in options:
+        node = config
+        parts = key.split('.')
+        for depth, part in enumerate(parts):
+            if isinstance(node, (list, tuple)):
+                found = part.isdigit() and int(part) < len(node)
+                there = f'indices 0-{len(node) - 1}'
+                node = node[int(part)] if found else None
+            elif isinstance(node, dict):
+                found = part in node or depth == len(parts) - 1
+                there = 'keys ' + ', '.join(map(str, node))
+                node = node.get(part)
+            else:
+                found, there = False, f'a {type(node).__name__}'
+            if not found:
+                path = '.'.join(parts[:depth + 1])
+                raise KeyError(f'option {key}: {config_name} has no '
+                               f'{path} (there: {there})')
+
+
 class FormattedOnceConfig(Config):
     """A ``Config`` that formats its text once per content.
 
