@@ -267,8 +267,6 @@ def test_method_and_family_names_are_unique_across_tasks():
     families = [f for task in TASKS.values() for f in task.families]
     assert len(set(methods)) == len(methods)
     assert len(set(families)) == len(families)
-    # a tagged row is '<method>_<tag>' (tools/demo.py --tag)
-    assert not any('_' in m for m in methods)
     assert {'cls-kd', 'cls-dkd', 'cls-dist'} <= set(
         TASKS['classification'].methods)
 
@@ -501,13 +499,25 @@ def test_distilled_options_and_tag_change_only_the_distilled_runs():
     assert set(by_name) == {s.name for s in plain} - {'cwd', 'cwd_seed1'} | {
         'cwd_w5', 'cwd_w5_seed1'}
     assert by_name['cwd_w5_seed1'].group == 'cwd_w5'
-    from mmkd_plugin.efficacy.results import describe
-    assert describe(by_name['cwd_w5']).endswith(' + CWD (w5)')
-    assert describe(plain[-1]).endswith(' + CWD')
     assert by_name['cwd_w5_seed1'].options == weight
     for spec in plain:
         if spec.role != 'distilled':
             assert by_name[spec.name] == spec
+    from mmkd_plugin.efficacy.results import describe
+    assert describe(by_name['cwd_w5']).endswith(' + CWD (w5)')
+    assert describe(plain[-1]).endswith(' + CWD')
+
+
+def test_a_tagged_row_is_paired_with_its_methods_control(monkeypatch):
+    from mmkd_plugin.efficacy.results import groups_of
+    monkeypatch.setitem(METHODS['fgd'], 'init_from_teacher', ('bbox_head', ))
+    specs = plan_runs(['fgd'], [0], 100, CONFIG_DIR, tag='x3',
+                      distilled_options={'model.distill.0.loss.x': 1})
+    results = {s.name: {'metrics': {'val': {'mAP': 50.0}}}
+               for s in specs}
+    groups = {g.name: g for g in groups_of(specs, results, 'val')}
+    assert 'fgd_init_only' in groups
+    assert groups['fgd_x3'].control == 'fgd_init_only'
 
 
 def test_option_keys_must_have_their_parent_in_the_config():

@@ -104,11 +104,11 @@ def plan_runs(methods: List[str], seeds: List[int], iters: int,
             for seed in seeds:
                 add(f'{method}_{tag}' if tag else method, 'distilled',
                     family, method_spec['config'], seed, iters,
-                    teacher=teacher, method_options=dict(
+                    teacher=teacher, method=method, method_options=dict(
                         method_spec.get('options') or {},
                         **(distilled_options or {})))
                 if controls and modules:
                     add(f'{method}_init_only', 'control', family,
                         spec['baseline'], seed, iters, teacher=teacher,
-                        init_from_teacher=modules)
+                        init_from_teacher=modules, method=method)
     return specs

@@ -21,10 +21,8 @@ def describe(spec: RunSpec) -> str:
     if spec.role == 'control':
         return student + ' + ' + ', '.join(spec.init_from_teacher) + \
             ' from the teacher (init-only control)'
-    # A distilled row is '<method>' or '<method>_<tag>' (no method name
-    # has an underscore: tests/test_demo.py).
-    method, _, tag = spec.group.partition('_')
-    return f'{student} + {method.upper()}' + (f' ({tag})' if tag else '')
+    tag = spec.group[len(spec.method) + 1:]  # '<method>_<tag>'
+    return f'{student} + {spec.method.upper()}' + (f' ({tag})' if tag else '')
 
 
 def groups_of(specs: List[RunSpec], results: Dict[str, dict],
@@ -38,7 +36,7 @@ def groups_of(specs: List[RunSpec], results: Dict[str, dict],
     for spec in specs:
         group = groups.get(spec.group)
         if group is None:
-            control = f'{spec.group}_init_only'
+            control = f'{spec.method}_init_only'
             group = groups[spec.group] = Group(
                 spec.group, spec.family, spec.role, describe(spec),
                 control=control if spec.role == 'distilled' and any(

@@ -55,6 +55,9 @@ class RunSpec:
         role (str): The row's role (see ``report.ROLES``).
         family (str): The model family of the row.
         task (str): The task (a key of ``tasks.TASKS``).
+        method (str): The method of a distilled or control run (its row
+            is the method, or ``<method>_<tag>`` for a tagged setting),
+            else empty.
     """
     name: str
     config: str
@@ -67,6 +70,7 @@ class RunSpec:
     role: str = ''
     family: str = ''
     task: str = 'detection'
+    method: str = ''
 
     def task_spec(self) -> Task:
         """The run's :class:`~.tasks.Task`."""
