@@ -62,8 +62,8 @@ def write_results(work_dir: str, args: argparse.Namespace,
         file.write(header + '\n\n' + table)
     runs = [dict(name=spec.name, group=spec.group, role=spec.role,
                  family=spec.family, config=spec.config, seed=spec.seed,
-                 iters=spec.iters, teacher=spec.teacher,
-                 options=spec.options, **{key: results[spec.name][key] for key in (
+                 iters=spec.iters, teacher=spec.teacher, options=spec.options,
+                 **{key: results[spec.name][key] for key in (
                      'metrics', 'seconds_per_iter', 'train_seconds',
                      'cached')}) for spec in specs]
     settings = dict(task=task.name, methods=args.methods, seeds=args.seeds,
