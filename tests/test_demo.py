@@ -506,6 +506,9 @@ def test_distilled_options_and_tag_change_only_the_distilled_runs():
     from mmkd_plugin.efficacy.results import describe
     assert describe(by_name['cwd_w5']).endswith(' + CWD (w5)')
     assert describe(plain[-1]).endswith(' + CWD')
+    bare = RunSpec('cwd', plain[-1].config, 0, 100, group='cwd',
+                   role='distilled', family='retina')
+    assert describe(bare).endswith(' + CWD')
 
 
 def test_a_tagged_row_is_paired_with_its_methods_control(monkeypatch):

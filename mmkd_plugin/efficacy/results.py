@@ -21,8 +21,10 @@ def describe(spec: RunSpec) -> str:
     if spec.role == 'control':
         return student + ' + ' + ', '.join(spec.init_from_teacher) + \
             ' from the teacher (init-only control)'
-    tag = spec.group[len(spec.method) + 1:]  # '<method>_<tag>'
-    return f'{student} + {spec.method.upper()}' + (f' ({tag})' if tag else '')
+    method = spec.method or spec.group  # a spec not from plan_runs
+    tag = spec.group[len(method) + 1:] \
+        if spec.group.startswith(method + '_') else ''  # '<method>_<tag>'
+    return f'{student} + {method.upper()}' + (f' ({tag})' if tag else '')
 
 
 def groups_of(specs: List[RunSpec], results: Dict[str, dict],
