@@ -13,9 +13,13 @@ $(STAMP): setup.py tools/setup_env.sh
 	touch $@
 
 # One test process per core (files stay whole, in their order), one torch
-# thread each.
+# thread each. A test still running after 15 minutes (the slowest takes
+# about one) is hung: pytest-timeout ends its worker, which is not restarted
+# (a restart would run the hung file again), and the run fails naming the
+# test, long before CI's own time limit.
 test: setup
-	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n 2 --dist loadfile --durations=20 tests
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n 2 --dist loadfile --durations=20 \
+	    --timeout=900 --timeout-method=thread --max-worker-restart=0 tests
 
 demo: setup
 	$(PY) tools/demo.py

@@ -33,6 +33,8 @@ What the global-batch gradient is, per method:
 """
 import copy
 import os.path as osp
+import time
+from datetime import timedelta
 
 import pytest
 import torch
@@ -65,6 +67,9 @@ CASES = {
     'dkd': ('dkd_faster-rcnn_r18-w32_r18-w8_digits.py', {'loss_dkd': 1.0}),
 }
 SAMPLE_ALL = 10**6
+# The two processes take seconds; past this, a hang fails the test instead
+# of holding CI until its own limit.
+HANG_GUARD_S = 300
 
 
 def model_config(method: str, teacher_ckpt: str) -> ConfigDict:
@@ -136,7 +141,8 @@ def ddp_worker(rank: int, init_file: str, models: dict,
     from mmengine.model import MMDistributedDataParallel
     torch.set_num_threads(1)
     dist.init_process_group('gloo', init_method=f'file://{init_file}',
-                            rank=rank, world_size=WORLD_SIZE)
+                            rank=rank, world_size=WORLD_SIZE,
+                            timeout=timedelta(seconds=HANG_GUARD_S))
     try:
         inputs, samples = global_batch()
         share = slice(rank * IMAGES_PER_PROCESS,
@@ -150,8 +156,26 @@ def ddp_worker(rank: int, init_file: str, models: dict,
             if rank == 0:
                 torch.save(parameter_grads(model),
                            osp.join(out_dir, f'{method}.pth'))
+            # DDP's reducer holds the process group: free it while the
+            # group lives. Freed after destroy_process_group (when this
+            # function returned), gloo's destructor sometimes waited forever
+            # for its worker threads.
+            del ddp, losses
     finally:
         dist.destroy_process_group()
+
+
+def join_or_fail(context: mp.ProcessContext) -> None:
+    """Wait for the worker processes (their errors are raised); kill them
+    and fail if they outlive ``HANG_GUARD_S``."""
+    deadline = time.monotonic() + HANG_GUARD_S
+    while not context.join(timeout=1.0):
+        if time.monotonic() > deadline:
+            for process in context.processes:
+                process.kill()
+                process.join()
+            pytest.fail(f'the {WORLD_SIZE} DDP processes did not end in '
+                        f'{HANG_GUARD_S} s')
 
 
 @pytest.fixture(scope='module')
@@ -163,9 +187,10 @@ def models_and_ddp_grads(tmp_path_factory):
         method: build_model(method, str(tmp / f'teacher_{method}.pth'))
         for method in CASES
     }
-    mp.start_processes(ddp_worker, nprocs=WORLD_SIZE, join=True,
-                       args=(str(tmp / 'dist_init'), models, str(tmp)),
-                       start_method='fork')
+    join_or_fail(
+        mp.start_processes(ddp_worker, nprocs=WORLD_SIZE, join=False,
+                           args=(str(tmp / 'dist_init'), models, str(tmp)),
+                           start_method='fork'))
     return {
         method: (models[method],
                  torch.load(tmp / f'{method}.pth', map_location='cpu'))

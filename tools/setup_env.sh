@@ -38,7 +38,8 @@ if ! have "import mmcv, mmcv.ops, sys; sys.exit(mmcv.__version__ != '2.1.0')"; t
         $PIP install --no-build-isolation mmcv==2.1.0
 fi
 $PIP install -q "mmengine>=0.10.0,<0.11" mmdet==3.3.0 mmpretrain==1.2.0 \
-    pycocotools scikit-learn matplotlib pytest pytest-xdist "numpy<2"
+    pycocotools scikit-learn matplotlib pytest pytest-xdist \
+    pytest-timeout "numpy<2"
 $PIP install -q --no-deps -e .
 # Editable installs skip data files: add the `mmkd_plugin::` config hook.
 "$PY" -m _mmkd_plugin_scope
