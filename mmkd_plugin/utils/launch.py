@@ -2,6 +2,7 @@
 """Command-line and launcher handling shared by tools/train.py and
 tools/test.py."""
 import argparse
+import gc
 import os
 import os.path as osp
 from typing import Optional
@@ -52,9 +53,15 @@ def destroy_process_group() -> None:
     destroyed during interpreter shutdown and can abort the process
     ("terminate called without an active exception") after training
     finished. Call this once the runner is done.
+
+    Unreachable objects are collected first. A finished runner is in a
+    reference cycle (its loops refer back to it), so without this its DDP
+    wrapper would be freed by a later collection, after the group, and
+    gloo's destructor can then wait forever for its threads.
     """
     if torch.distributed.is_available() and \
             torch.distributed.is_initialized():
+        gc.collect()
         torch.distributed.destroy_process_group()
 
 
