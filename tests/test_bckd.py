@@ -14,6 +14,7 @@ import torch
 from mmdet.registry import MODELS
 
 from mmkd_plugin.models.losses import GIoUKDLoss
+from mmkd_plugin.models.losses.giou_kd_loss import aligned_giou
 from .conftest import load_offline_config, make_batch
 from .test_empty_batches import BATCHES, step
 
@@ -85,6 +86,30 @@ def test_giou_kd_loss_values_and_gradients(with_weight, avg_factor):
     value = GIoUKDLoss()(student, teacher)
     value.backward()
     assert teacher.grad is None
+
+
+def test_aligned_giou_equals_mmdet_bbox_overlaps():
+    """Our GIoU (written to avoid mmdet's host copy of eps) has mmdet's
+    values and gradients, on overlapping, disjoint and zero-area boxes
+    (where eps floors the union and the enclosing area)."""
+    from mmdet.structures.bbox import bbox_overlaps
+    gen = torch.Generator().manual_seed(5)
+    boxes = random_boxes(64, gen).requires_grad_()
+    other = random_boxes(64, gen)
+    with torch.no_grad():
+        other[:8] = other[:8] + 40  # disjoint
+        other[8:12, 2:] = other[8:12, :2]  # zero area
+        boxes[12:16, 2:] = boxes[12:16, :2]
+        other[12:16] = boxes[12:16]  # both the same point: eps matters
+    for eps in (1e-6, 0.5):
+        ours = aligned_giou(boxes, other, eps)
+        ref = bbox_overlaps(boxes, other, mode='giou', is_aligned=True,
+                            eps=eps)
+        torch.testing.assert_close(ours, ref, rtol=1e-12, atol=1e-12)
+        grad, = torch.autograd.grad(ours.sum(), boxes)
+        ref_grad, = torch.autograd.grad(ref.sum(), boxes)
+        torch.testing.assert_close(grad, ref_grad, rtol=1e-12, atol=1e-12)
+    assert aligned_giou(boxes, other, 0.5)[12:16].eq(0).all()
 
 
 def test_giou_kd_loss_hand_values():
@@ -160,7 +185,9 @@ def head_outputs(seed, num_images=2):
     labels, label_weights = [], []
     for level, (h, w) in enumerate(LEVEL_HW):
         lab = torch.full((num_images, h * w), NUM_CLS, dtype=torch.long)
-        lw = torch.ones(num_images, h * w, dtype=DTYPE)
+        # Distinct weights, so that a location paired with another
+        # location's weight changes the value.
+        lw = 0.5 + torch.rand(num_images, h * w, generator=gen, dtype=DTYPE)
         if level == 0:
             lab[0, [1, 4, 7, 20]] = torch.tensor([0, 3, 3, 1])
             lab[1, [0, 29]] = torch.tensor([4, 2])

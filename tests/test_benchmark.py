@@ -8,6 +8,7 @@ import os.path as osp
 import sys
 
 import pytest
+import torch
 from mmengine.registry import DefaultScope
 
 from .conftest import CONFIG_DIR, REPO_ROOT
@@ -101,6 +102,29 @@ def test_teacher_head_phase_of_ld_times_the_teacher_head_only():
         lambda module, args, out: calls.append(out[0][0].requires_grad))
     phases[benchmark.TEACHER_HEAD_PHASE]()
     assert calls == [False]
+
+
+def test_count_ops_counts_forward_and_backward_ops_but_not_views():
+    x = torch.randn(3, 4, requires_grad=True)
+    assert benchmark.count_ops(lambda: [x + 1 for _ in range(5)]) == 5
+    assert benchmark.count_ops(lambda: x.view(-1).unsqueeze(0)) == 0
+    forward_only = benchmark.count_ops(lambda: (x.exp() * 2).sum())
+    with_backward = benchmark.count_ops(
+        lambda: (x.exp() * 2).sum().backward())
+    # backward: at least the gradient seed, mul and exp's mul
+    assert forward_only == 3 and with_backward >= forward_only + 3
+
+
+def test_count_ops_reports_the_extra_ops_of_the_distillation_step(capsys):
+    summary = benchmark.benchmark_config(benchmark.parse_args([
+        osp.join(CONFIG_DIR, 'bckd_gfl_r18-w32_r18-w8_digits.py'), *TINY,
+        '--device', 'cpu', '--count-ops']))
+    ops = summary['ops']
+    assert set(ops) == set(benchmark.PHASES) | {benchmark.TEACHER_HEAD_PHASE}
+    assert summary['extra_ops'] == ops['distill_step'] - sum(
+        count for name, count in ops.items() if name != 'distill_step')
+    assert ops['distill_step'] > ops['student_step'] > 0
+    assert 'aten ops per phase' in capsys.readouterr().out
 
 
 @pytest.mark.parametrize('argv, message', [

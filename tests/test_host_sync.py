@@ -21,6 +21,10 @@ from mmkd_plugin.models.dense_heads.crosskd_layouts import _anchor_assignment
 from mmkd_plugin.models.losses import (DKDLoss, KDLoss, LDLoss, SDDLoss,
                                        SoftLabelLoss)
 
+from .test_bckd import grid_anchors
+from .test_bckd import head_outputs as bckd_head_outputs
+from .test_bckd import tiny_bckd_head
+
 HOST_SYNC_OPS = ('aten.lift_fresh.default', 'aten._local_scalar_dense.default',
                  'aten.nonzero.default', 'aten.masked_select.default')
 CPU_ONLY_CHECKS = ('check_labels', )
@@ -95,6 +99,26 @@ def test_crosskd_anchor_assignment_makes_no_host_copy():
     label_weights = [torch.ones(1, 3)]
     targets = (labels, label_weights, None, None, 2)
     with HostSyncOps() as recorder:
-        assignment = _anchor_assignment(targets, all_reduce=True)
+        assignment = _anchor_assignment(targets, 1, all_reduce=True)
     assert recorder.found == []
     assert float(assignment.avg_factor) == 2.0
+
+
+def test_ld_and_bckd_head_terms_make_no_host_sync():
+    """Every LD term (positives, VLR, per-level classification KD) and both
+    BCKD terms weight all locations instead of selecting some (nonzero)."""
+    head = tiny_bckd_head(
+        loss_ld=dict(type='LDLoss'),
+        loss_ld_vlr=dict(type='LDLoss', normalize='num_pos'),
+        loss_kd_cls=dict(type='KDLoss', temperature=2.0))
+    s_cls, s_reg, t_cls, t_reg, labels, label_weights = bckd_head_outputs(3)
+    vlr_weights = [(weights * 0.5).reshape(weights.shape)
+                   for weights in label_weights]
+    targets = dict(anchors=grid_anchors(head), labels=labels,
+                   label_weights=label_weights, vlr_weights=vlr_weights)
+    with HostSyncOps() as recorder:
+        losses = head._distill_losses(s_cls, s_reg, t_cls, t_reg, targets)
+        sum(losses.values()).backward()
+    assert sorted(losses) == ['loss_bckd_bbox', 'loss_bckd_cls', 'loss_kd_cls',
+                              'loss_ld', 'loss_ld_vlr']
+    assert recorder.found == []

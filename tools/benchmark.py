@@ -17,9 +17,15 @@ BCKD the teacher head's forward on the teacher's features
 
 is what everything else costs. ``--count-syncs`` (CUDA) runs each phase
 once more under ``torch.cuda.set_sync_debug_mode('warn')`` and counts the
-host-device synchronisations. Models keep random
-weights; the batch is synthetic (random images, random boxes). Peak memory
-is CUDA's max allocated memory per phase, or the process's peak RSS on CPU.
+host-device synchronisations. ``--count-ops`` (any device) runs each phase
+once more and counts the aten ops it dispatches, forward and backward,
+views excluded: each is host work and, on a GPU, most launch a kernel, so
+on a launch-bound step the ops that the distillation step adds over the
+other phases (``extra``) are what its overhead is made of. The count does
+not depend on the device: it can be measured and reduced on a CPU. Models
+keep random weights; the batch is synthetic (random images, random boxes).
+Peak memory is CUDA's max allocated memory per phase, or the process's peak
+RSS on CPU.
 
 ``--demo-pairs`` runs every distillation config of the efficacy benchmark
 (tools/demo.py, ``mmkd_plugin.efficacy.proxy.METHODS``) at its scale
@@ -55,6 +61,7 @@ from mmengine.config import Config
 from mmengine.registry import MODELS, DefaultScope
 from mmengine.structures import InstanceData
 from mmpretrain.structures import DataSample
+from torch.utils._python_dispatch import TorchDispatchMode
 
 import mmkd_plugin  # noqa: F401
 from mmkd_plugin.efficacy.proxy import METHODS
@@ -103,6 +110,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help="the detector's teacher_autocast option")
     parser.add_argument('--count-syncs', action='store_true',
                         help='count host-device syncs per phase (CUDA)')
+    parser.add_argument('--count-ops', action='store_true',
+                        help='count the aten ops (views excluded) each phase '
+                        'dispatches, forward and backward')
     args = parser.parse_args(argv)
     if args.count_syncs and not args.device.startswith('cuda'):
         parser.error('--count-syncs needs a CUDA --device')
@@ -291,6 +301,14 @@ def benchmark_config(args: argparse.Namespace) -> dict:
                             for name, fn in phases.items()}
         print('host-device syncs per phase: ' + ', '.join(
             f'{n} {c}' for n, c in summary['syncs'].items()))
+    if args.count_ops:
+        summary['ops'] = {name: count_ops(fn) for name, fn in phases.items()}
+        summary['extra_ops'] = summary['ops']['distill_step'] - sum(
+            count for name, count in summary['ops'].items()
+            if name != 'distill_step')
+        print('aten ops per phase: ' + ', '.join(
+            f'{n} {c}' for n, c in summary['ops'].items()) +
+              f' | extra {summary["extra_ops"]}')
     return dict(config=args.config, device=device_name, **summary)
 
 
@@ -307,6 +325,27 @@ def count_syncs(fn: Callable[[], None]) -> int:
             torch.cuda.set_sync_debug_mode(previous)
     return sum('synchronizing CUDA operation' in str(w.message)
                for w in caught)
+
+
+class OpCounter(TorchDispatchMode):
+    """Counts the aten ops dispatched while it is active (views apart)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if not func.is_view:
+            self.count += 1
+        return func(*args, **(kwargs or {}))
+
+
+def count_ops(fn: Callable[[], None]) -> int:
+    """How many aten ops (views excluded) one run of ``fn`` dispatches,
+    its backward passes included."""
+    with OpCounter() as counter:
+        fn()
+    return counter.count
 
 
 def teacher_head_phase(model, inputs, samples) -> Dict[str, Callable]:

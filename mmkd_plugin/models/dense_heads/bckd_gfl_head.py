@@ -8,12 +8,13 @@ from typing import Dict, List, Tuple
 
 import torch
 from mmdet.registry import MODELS
-from mmdet.structures.bbox import distance2bbox
 from mmdet.utils import OptConfigType, reduce_mean
 from torch import Tensor
 
 from ..losses.precision import full_precision
-from .ld_gfl_head import LDGFLHead, _flatten_levels
+from .ld_gfl_head import LDGFLHead
+from .level_layout import (flat_targets, flatten_levels, per_level,
+                           spread_levels)
 
 _BCKD_KEYS = ('loss_bckd_cls', 'loss_bckd_bbox')
 
@@ -160,8 +161,8 @@ class BCKDGFLHead(LDGFLHead):
         """BCKD's terms over all levels at once (see class doc)."""
         weight, num_pos = self._bckd_location_weights(
             targets['labels'], targets['label_weights'])
-        s_cls = _flatten_levels(cls_scores, self.cls_out_channels)
-        t_cls = _flatten_levels(t_cls_scores, self.cls_out_channels)
+        s_cls = flatten_levels(cls_scores, self.cls_out_channels)
+        t_cls = flatten_levels(t_cls_scores, self.cls_out_channels)
         losses = {}
         if self.loss_bckd_cls is not None:
             losses['loss_bckd_cls'] = self.loss_bckd_cls(
@@ -180,7 +181,8 @@ class BCKDGFLHead(LDGFLHead):
     def _bckd_location_weights(
             self, labels: List[Tensor],
             label_weights: List[Tensor]) -> Tuple[Tensor, Tensor]:
-        """Location weights of both terms and their normaliser.
+        """Location weights of both terms and their normaliser, computed on
+        the flat layout of all levels.
 
         Args:
             labels (list[Tensor]): GFL's labels per level (N, A_l).
@@ -188,20 +190,20 @@ class BCKDGFLHead(LDGFLHead):
 
         Returns:
             tuple[Tensor, Tensor]: The label weights (L, ), flattened in
-            the order of :func:`_flatten_levels`, zeroed on the levels
+            the order of :func:`flatten_levels`, zeroed on the levels
             without positives if :attr:`bckd_skip_levels_without_pos`;
             and ``N_pos``, the positives averaged over processes, at
             least 1.
         """
-        positives = [(lab >= 0) & (lab < self.num_classes) for lab in labels]
-        count = sum(pos.sum() for pos in positives).float()
-        weights = []
-        for pos, level_weights in zip(positives, label_weights):
-            level_weights = level_weights.reshape(-1).float()
-            if self.bckd_skip_levels_without_pos:
-                level_weights = level_weights * pos.any()
-            weights.append(level_weights)
-        return torch.cat(weights), reduce_mean(count).clamp(min=1)
+        num_images, sizes = labels[0].shape[0], [lv.shape[1] for lv in labels]
+        positives = flat_targets(labels, num_images)
+        positives = (positives >= 0) & (positives < self.num_classes)
+        weights = flat_targets(label_weights, num_images)
+        if self.bckd_skip_levels_without_pos:
+            level_kept = [pos.any() for pos in per_level(positives, sizes)]
+            weights = weights * spread_levels(level_kept, sizes, num_images)
+        count = positives.sum().float()
+        return weights, reduce_mean(count).clamp(min=1)
 
     def _decode_boxes(self, bbox_preds: List[Tensor],
                       t_bbox_preds: List[Tensor],
@@ -209,8 +211,7 @@ class BCKDGFLHead(LDGFLHead):
         """Student and teacher boxes (L, 4) at every location, in stride
         units, decoded from the distributions around the anchor centres.
 
-        Level-major, then image, row, column, anchor: the order of
-        :func:`_flatten_levels`.
+        In the order of :func:`flatten_levels`.
 
         Args:
             bbox_preds (list[Tensor]): Student distributions per level.
@@ -221,17 +222,26 @@ class BCKDGFLHead(LDGFLHead):
                 weight, and so their BCKD weight, is 0.
         """
         bins = self.reg_max + 1
-        s_reg = _flatten_levels(bbox_preds, 4 * bins)
-        t_reg = _flatten_levels(t_bbox_preds, 4 * bins)
-        centres = torch.cat([
-            self.anchor_center(level_anchors.reshape(-1, 4)) / stride[0]
+        s_reg = flatten_levels(bbox_preds, 4 * bins)
+        t_reg = flatten_levels(t_bbox_preds, 4 * bins)
+        # Strides are powers of two: dividing first is exact.
+        anchors = flat_targets([
+            level_anchors / stride[0]
             for level_anchors, stride in zip(anchors,
                                              self.prior_generator.strides)
-        ])
+        ], bbox_preds[0].shape[0], (4, ))
         with full_precision(s_reg) as dtype:
-            centres = centres.to(dtype)
-            s_boxes = distance2bbox(centres, self.integral(s_reg.to(dtype)))
+            centres = ((anchors[:, :2] + anchors[:, 2:]) / 2).to(dtype)
+            s_boxes = _boxes_around(centres, self.integral(s_reg.to(dtype)))
             with torch.no_grad():
-                t_boxes = distance2bbox(centres,
+                t_boxes = _boxes_around(centres,
                                         self.integral(t_reg.to(dtype)))
         return s_boxes, t_boxes
+
+
+def _boxes_around(centres: Tensor, distances: Tensor) -> Tensor:
+    """(x1, y1, x2, y2) boxes (L, 4) from centres (L, 2) and distances to
+    the left, top, right and bottom sides (L, 4): mmdet's
+    ``distance2bbox`` without its clamping, in three ops."""
+    return torch.cat(
+        [centres - distances[:, :2], centres + distances[:, 2:]], dim=1)

@@ -93,7 +93,8 @@ from torch import Tensor
 
 from ..losses.ld_loss import LDLoss
 from ..utils import TeacherLinkMixin, align_scale, teacher_autocast
-from .crosskd_layouts import at_least_float32, flatten_levels, layout_of
+from .crosskd_layouts import at_least_float32, layout_of
+from .level_layout import flatten_levels
 from .ld_gfl_head import _prior_settings
 
 TOWERS = ('cls', 'reg')
@@ -408,7 +409,8 @@ class CrossKDHeadMixin(TeacherLinkMixin):
         """
         t_outs, t_holds = self._teacher_pass(cls_scores)
         x_outs = self.cross_head_pass(student_holds, t_holds)
-        assignment = self._crosskd_layout.assignment(self, targets)
+        assignment = self._crosskd_layout.assignment(self, targets,
+                                                     cls_scores[0].shape[0])
         num_priors = self.prior_generator.num_base_priors[0]
 
         def flat(maps):
@@ -431,8 +433,7 @@ class CrossKDHeadMixin(TeacherLinkMixin):
             [m.shape[-2:] for m in cls_scores],
             dtype=torch.promote_types(cls_scores[0].dtype, torch.float32),
             device=cls_scores[0].device)
-        num_imgs = cls_scores[0].shape[0]
-        return torch.cat([level.repeat(num_imgs, 1) for level in priors])
+        return torch.cat(priors).repeat(cls_scores[0].shape[0], 1)
 
 
 @MODELS.register_module()

@@ -21,14 +21,15 @@ from mmdet.utils import reduce_mean
 from torch import Tensor
 
 from ..utils import device_scalar
+from .level_layout import flat_targets
 
 Predictions = Tuple[Tensor, ...]  # one level: (cls, reg[, centerness])
 
 
 @dataclass(frozen=True)
 class KDAssignment:
-    """The student's assignment, flattened over levels (level-major, then
-    image, row, column, prior: the order of :func:`flatten_levels`).
+    """The student's assignment, flattened over images and levels in the
+    order of :func:`flatten_levels`.
 
     Attributes:
         labels (Tensor): (L, ) class index, ``num_classes`` = background.
@@ -53,8 +54,8 @@ class HeadLayout:
         predict (Callable): ``(head, cls_feat, reg_feat, level) ->
             predictions`` exactly as the head's ``forward_single`` in
             training mode.
-        assignment (Callable): ``(head, targets) -> KDAssignment`` from
-            the head's ``get_targets`` output.
+        assignment (Callable): ``(head, targets, num_images) ->
+            KDAssignment`` from the head's ``get_targets`` output.
         box_kd (Callable): ``(student_head, teacher_head, teacher_preds,
             cross_preds, assignment, priors) -> dict`` of box (and
             centerness) KD losses; predictions flattened to (L, K) per
@@ -68,13 +69,6 @@ class HeadLayout:
     assignment: Callable
     box_kd: Callable
     default_losses: Dict[str, Optional[dict]]
-
-
-def flatten_levels(maps: Sequence[Tensor], channels: int) -> Tensor:
-    """(N, A*K, H, W) per level -> (sum_l N*H*W*A, K): level-major, then
-    image, row, column, prior; the order of the heads' flattened targets."""
-    return torch.cat(
-        [m.permute(0, 2, 3, 1).reshape(-1, channels) for m in maps])
 
 
 # --------------------------------------------------------------- predict
@@ -116,11 +110,8 @@ def _fcos_predict(head: nn.Module, cls_feat: Tensor, reg_feat: Tensor,
 
 
 # ------------------------------------------------------------ assignment
-def _flat(levels: Sequence[Tensor]) -> Tensor:
-    return torch.cat([level.reshape(-1) for level in levels])
-
-
-def _anchor_assignment(targets: tuple, all_reduce: bool) -> KDAssignment:
+def _anchor_assignment(targets: tuple, num_images: int,
+                       all_reduce: bool) -> KDAssignment:
     """From ``get_targets`` of GFL/ATSS (6 items, anchors first) or
     AnchorHead (5 items): avg_factor = positives summed over images (each
     image at least 1), averaged over processes when ``all_reduce`` (GFL,
@@ -128,28 +119,32 @@ def _anchor_assignment(targets: tuple, all_reduce: bool) -> KDAssignment:
     if len(targets) == 6:  # GFLHead / ATSSHead: anchors come first
         targets = targets[1:]
     labels, label_weights, _, _, avg_factor = targets[:5]
-    labels, label_weights = _flat(labels), _flat(label_weights)
+    labels = flat_targets(labels, num_images)
+    label_weights = flat_targets(label_weights, num_images)
     if all_reduce:
         avg_factor = reduce_mean(
             device_scalar(avg_factor, labels, dtype=torch.float))
     return KDAssignment(labels, label_weights, avg_factor)
 
 
-def _gfl_atss_assignment(head: nn.Module, targets: tuple) -> KDAssignment:
-    return _anchor_assignment(targets, all_reduce=True)
+def _gfl_atss_assignment(head: nn.Module, targets: tuple,
+                         num_images: int) -> KDAssignment:
+    return _anchor_assignment(targets, num_images, all_reduce=True)
 
 
-def _retina_assignment(head: nn.Module, targets: tuple) -> KDAssignment:
-    return _anchor_assignment(targets, all_reduce=False)
+def _retina_assignment(head: nn.Module, targets: tuple,
+                       num_images: int) -> KDAssignment:
+    return _anchor_assignment(targets, num_images, all_reduce=False)
 
 
-def _fcos_assignment(head: FCOSHead, targets: tuple) -> KDAssignment:
+def _fcos_assignment(head: FCOSHead, targets: tuple,
+                     num_images: int) -> KDAssignment:
     """FCOS: no label weights; avg_factor = the positives' centerness
     targets summed, averaged over processes, at least 1e-6 (FCOS's box-loss
     normaliser)."""
     labels_list, bbox_targets_list = targets
-    labels = _flat(labels_list)
-    bbox_targets = torch.cat(bbox_targets_list)
+    labels = flat_targets(labels_list, num_images)
+    bbox_targets = flat_targets(bbox_targets_list, num_images, (4, ))
     pos = (labels >= 0) & (labels < head.num_classes)
     centerness_sum = head.centerness_target(bbox_targets[pos]).sum()
     avg_factor = reduce_mean(centerness_sum.detach()).clamp(min=1e-6)

@@ -22,16 +22,11 @@ from ..losses.kd_loss import KDLoss
 from ..losses.ld_loss import LDLoss
 from ..task_modules import vlr_weights
 from ..utils import TeacherLinkMixin
+from .level_layout import (flat_targets, flatten_levels, level_sizes,
+                           per_level, spread_levels)
 
 _CLS_KD_NORMALIZE = ('per_level', 'global')
 _VLR_OVERLAPS = ('iof', 'iou')
-
-
-def _flatten_levels(maps: Sequence[Tensor], channels: int) -> Tensor:
-    """(N, C, H, W) per level -> (sum_l N*H*W, C), level-major then
-    image, row, column: the order of the flattened GFL targets."""
-    return torch.cat(
-        [m.permute(0, 2, 3, 1).reshape(-1, channels) for m in maps])
 
 
 def _prior_settings(generator) -> Dict[str, object]:
@@ -386,73 +381,67 @@ class LDGFLHead(TeacherLinkMixin, GFLHead):
                 ``'vlr_weights'``.
         """
         bins = self.reg_max + 1
-        s_cls = _flatten_levels(cls_scores, self.cls_out_channels)
-        t_cls = _flatten_levels(t_cls_scores, self.cls_out_channels)
-        s_reg = _flatten_levels(bbox_preds, 4 * bins).reshape(-1, 4, bins)
-        t_reg = _flatten_levels(t_bbox_preds, 4 * bins).reshape(-1, 4, bins)
-        labels = torch.cat(
-            [level.reshape(-1) for level in ld_targets['labels']])
-        pos = ((labels >= 0) & (labels < self.num_classes)).nonzero()[:, 0]
-        num_pos = _global_count(pos)
+        s_cls = flatten_levels(cls_scores, self.cls_out_channels)
+        t_cls = flatten_levels(t_cls_scores, self.cls_out_channels)
+        s_reg = flatten_levels(bbox_preds, 4 * bins).reshape(-1, 4, bins)
+        t_reg = flatten_levels(t_bbox_preds, 4 * bins).reshape(-1, 4, bins)
+        num_images = cls_scores[0].shape[0]
+        labels = flat_targets(ld_targets['labels'], num_images)
+        # Masks rather than indices: selecting the positives would make the
+        # host wait for the device (nonzero); the terms are sums, so weight
+        # 0 at the other locations gives the same values.
+        positives = ((labels >= 0) & (labels < self.num_classes)).float()
+        num_pos = _global_count(positives)
 
         losses = {}
         if self.loss_ld is not None:
-            score = s_cls.detach().sigmoid().max(dim=1).values[pos]
+            score = s_cls.detach().sigmoid().max(dim=1).values
             losses['loss_ld'] = self.loss_ld(
-                s_reg[pos], t_reg[pos], weight=score, num_pos=num_pos)
+                s_reg, t_reg, weight=score * positives, num_pos=num_pos)
         if self.loss_ld_vlr is not None:
-            weights = torch.cat(
-                [level.reshape(-1) for level in ld_targets['vlr_weights']])
-            vlr = (weights > 0).nonzero()[:, 0]
+            weights = flat_targets(ld_targets['vlr_weights'], num_images)
             losses['loss_ld_vlr'] = self.loss_ld_vlr(
-                s_reg[vlr], t_reg[vlr], weight=weights[vlr],
-                num_pos=_global_count(vlr))
+                s_reg, t_reg, weight=weights,
+                num_pos=_global_count((weights > 0).float()))
         if self.loss_kd_cls is not None:
             losses['loss_kd_cls'] = self._cls_kd_loss(
-                s_cls[pos], t_cls[pos], pos, num_pos,
-                [m.numel() // m.shape[1] for m in cls_scores])
+                s_cls, t_cls, positives, num_pos, level_sizes(cls_scores))
         return losses
 
-    def _cls_kd_loss(self, s_logits: Tensor, t_logits: Tensor, pos: Tensor,
-                     num_pos: Tensor, level_sizes: List[int]) -> Tensor:
+    def _cls_kd_loss(self, s_logits: Tensor, t_logits: Tensor,
+                     positives: Tensor, num_pos: Tensor,
+                     sizes: List[int]) -> Tensor:
         """Classification KD on the positives, normalised as
         :attr:`cls_kd_normalize` says.
 
         Args:
-            s_logits (Tensor): Student class logits of the positives (P, C).
-            t_logits (Tensor): Teacher class logits of the positives (P, C).
-            pos (Tensor): Flat indices (P, ) of the positives over all
-                levels (level-major, as :func:`_flatten_levels` orders them).
+            s_logits (Tensor): Student class logits (L, C) of all
+                locations, in the order of :func:`flatten_levels`.
+            t_logits (Tensor): Teacher class logits (L, C).
+            positives (Tensor): 1 at the positive locations, else 0 (L, ).
             num_pos (Tensor): Positives of all levels, averaged over
                 processes, at least 1.
-            level_sizes (list[int]): Locations (N*H*W) of each level.
+            sizes (list[int]): Locations (H*W) of one image on each level.
 
         Returns:
             Tensor: Scalar loss.
         """
         if self.cls_kd_normalize == 'global':
-            if isinstance(self.loss_kd_cls, LDLoss):
-                return self.loss_kd_cls(s_logits, t_logits, num_pos=num_pos)
-            return self.loss_kd_cls(s_logits, t_logits, avg_factor=num_pos)
-        level_of_location = torch.cat([
-            pos.new_full((size, ), level)
-            for level, size in enumerate(level_sizes)
-        ])
-        pos_level = level_of_location[pos]
-        counts = s_logits.new_zeros(
-            len(level_sizes),
-            dtype=torch.promote_types(s_logits.dtype, torch.float32))
-        counts.index_add_(0, pos_level, counts.new_ones(pos_level.shape))
-        counts = reduce_mean(counts).clamp(min=1)
-        weight = counts.reciprocal()[pos_level]
+            weight, normaliser = positives, num_pos
+        else:
+            counts = torch.stack(
+                [level.sum() for level in per_level(positives, sizes)])
+            counts = reduce_mean(counts).clamp(min=1)
+            weight = positives * spread_levels(
+                counts.reciprocal(), sizes, positives.numel() // sum(sizes))
+            normaliser = 1.0
         if isinstance(self.loss_kd_cls, LDLoss):
             return self.loss_kd_cls(
-                s_logits, t_logits, weight=weight, num_pos=1.0)
+                s_logits, t_logits, weight=weight, num_pos=normaliser)
         return self.loss_kd_cls(
-            s_logits, t_logits, weight=weight, avg_factor=1.0)
+            s_logits, t_logits, weight=weight, avg_factor=normaliser)
 
 
-def _global_count(indices: Tensor) -> Tensor:
-    """Number of indices, averaged over processes, at least 1."""
-    count = indices.new_full((), indices.numel(), dtype=torch.float32)
-    return reduce_mean(count).clamp(min=1)
+def _global_count(mask: Tensor) -> Tensor:
+    """Sum of a 0/1 mask, averaged over processes, at least 1."""
+    return reduce_mean(mask.sum()).clamp(min=1)

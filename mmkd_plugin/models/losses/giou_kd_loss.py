@@ -11,8 +11,8 @@ GIoU from Rezatofighi et al., "Generalized Intersection over Union", CVPR
 from typing import Optional, Union
 
 import torch.nn as nn
+import torch
 from mmdet.registry import MODELS
-from mmdet.structures.bbox import bbox_overlaps
 from torch import Tensor
 
 from .precision import full_precision
@@ -38,6 +38,36 @@ def check_box_pair(loss_name: str, student_boxes: Tensor,
                          f'{s_shape[:-1]}, got {tuple(weight.shape)}.')
 
 
+def aligned_giou(boxes: Tensor, other_boxes: Tensor, eps: float) -> Tensor:
+    """GIoU of each box with the box at the same index.
+
+    The values of mmdet's ``bbox_overlaps(..., mode='giou',
+    is_aligned=True, eps=eps)``: ``eps`` floors the union and the enclosing
+    area. Written here because mmdet's copies ``eps`` from the host at every
+    call, which makes the host wait for the device.
+
+    Args:
+        boxes (Tensor): Boxes (..., 4), x1y1x2y2.
+        other_boxes (Tensor): Boxes of the same shape.
+        eps (float): Floor of the union and the enclosing area.
+
+    Returns:
+        Tensor: GIoU (...).
+    """
+    top_left, bottom_right = boxes[..., :2], boxes[..., 2:]
+    other_top_left, other_bottom_right = other_boxes[..., :2], \
+        other_boxes[..., 2:]
+    area = (bottom_right - top_left).prod(-1)
+    other_area = (other_bottom_right - other_top_left).prod(-1)
+    overlap = (torch.min(bottom_right, other_bottom_right) -
+               torch.max(top_left, other_top_left)).clamp(min=0).prod(-1)
+    union = (area + other_area - overlap).clamp(min=eps)
+    enclosing = (torch.max(bottom_right, other_bottom_right) -
+                 torch.min(top_left, other_top_left)).clamp(min=0).prod(-1)
+    enclosing = enclosing.clamp(min=eps)
+    return overlap / union - (enclosing - union) / enclosing
+
+
 @MODELS.register_module()
 class GIoUKDLoss(nn.Module):
     """``1 - GIoU`` between student boxes and detached teacher boxes::
@@ -45,8 +75,9 @@ class GIoUKDLoss(nn.Module):
         loss = loss_weight * sum_i w[i] * (1 - GIoU(b_S[i], b_T[i]))
                / avg_factor
 
-    GIoU is mmdet's :func:`bbox_overlaps` (``mode='giou'``, aligned), whose
-    ``eps`` floors the union and the enclosing area. Without ``avg_factor``
+    GIoU is :func:`aligned_giou` (the values of mmdet's ``bbox_overlaps``
+    with ``mode='giou'``, aligned), whose ``eps`` floors the union and the
+    enclosing area. Without ``avg_factor``
     the weighted sum is returned. Boxes are (x1, y1, x2, y2) in any common
     unit (GIoU is scale invariant up to ``eps``). Computes in float32 with
     autocast disabled (float64 inputs stay float64). No gradient flows into
@@ -85,11 +116,8 @@ class GIoUKDLoss(nn.Module):
         """
         check_box_pair('GIoUKDLoss', student_boxes, teacher_boxes, weight)
         with full_precision(student_boxes) as dtype:
-            gious = bbox_overlaps(student_boxes.to(dtype),
-                                  teacher_boxes.detach().to(dtype),
-                                  mode='giou',
-                                  is_aligned=True,
-                                  eps=self.eps)
+            gious = aligned_giou(student_boxes.to(dtype),
+                                 teacher_boxes.detach().to(dtype), self.eps)
             loss = 1 - gious
             if weight is not None:
                 loss = loss * weight.to(dtype)

@@ -105,7 +105,10 @@ class QualityFocalKDLoss(nn.Module):
             z_s = student_logits.to(dtype)
             q = teacher_logits.detach().to(dtype).sigmoid()
             bce = F.binary_cross_entropy_with_logits(z_s, q, reduction='none')
-            loss = bce * (z_s.sigmoid() - q).abs().pow(self.beta)
+            focus = (z_s.sigmoid() - q).abs()
+            if self.beta != 1:  # pow(1) would cost a kernel each way
+                focus = focus.pow(self.beta)
+            loss = bce * focus
             if weight is not None:
                 weight = weight.to(dtype)
                 if weight.dim() < loss.dim():
