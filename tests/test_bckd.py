@@ -236,15 +236,6 @@ def ref_bckd(s_cls,
     return (cls_weight * cls_total / num_pos, box_weight * box_total / num_pos)
 
 
-def grid_anchors(head, num_images=2):
-    """Per level (N, A_l, 4): the anchors GFL's get_targets returns."""
-    return [
-        level.expand(num_images, -1, -1)
-        for level in head.prior_generator.grid_priors(
-            LEVEL_HW, dtype=DTYPE, device='cpu')
-    ]
-
-
 @pytest.mark.parametrize('skip_levels', [True, False])
 def test_bckd_head_terms_match_reference(skip_levels):
     """loss_bckd_cls and loss_bckd_bbox (values and gradients) equal the
@@ -255,7 +246,7 @@ def test_bckd_head_terms_match_reference(skip_levels):
     s_cls, s_reg, t_cls, t_reg, labels, lws = head_outputs(seed=3)
     ours = head._distill_losses(
         s_cls, s_reg, t_cls, t_reg,
-        dict(anchors=grid_anchors(head), labels=labels, label_weights=lws))
+        dict(labels=labels, label_weights=lws))
     assert sorted(ours) == ['loss_bckd_bbox', 'loss_bckd_cls']
     ref_cls, ref_box = ref_bckd(s_cls, s_reg, t_cls, t_reg, labels, lws,
                                 skip_levels)
@@ -294,14 +285,14 @@ def test_bckd_box_term_is_weighted_by_the_score_gap():
     t_cls = [m.detach().clone() for m in s_cls]
     ours = head._distill_losses(
         s_cls, s_reg, t_cls, t_reg,
-        dict(anchors=grid_anchors(head), labels=labels, label_weights=lws))
+        dict(labels=labels, label_weights=lws))
     assert ours['loss_bckd_bbox'].item() == 0.0
     assert ours['loss_bckd_cls'].item() == 0.0
     # and with different scores the same boxes give a positive term
     t_cls = [m.detach() + 1.0 for m in s_cls]
     ours = head._distill_losses(
         s_cls, s_reg, t_cls, t_reg,
-        dict(anchors=grid_anchors(head), labels=labels, label_weights=lws))
+        dict(labels=labels, label_weights=lws))
     assert ours['loss_bckd_bbox'] > 0
 
 
@@ -312,8 +303,8 @@ def test_bckd_head_terms_in_float32_under_bf16_autocast():
     maps = [[m.detach().bfloat16() for m in part]
             for part in head_outputs(seed=5)[:4]]
     _, _, _, _, labels, lws = head_outputs(seed=5)
-    targets = dict(anchors=[a.float() for a in grid_anchors(head)],
-                   labels=labels, label_weights=[lw.float() for lw in lws])
+    targets = dict(labels=labels,
+                   label_weights=[lw.float() for lw in lws])
     expected = head._distill_losses(
         *[[m.float() for m in part] for part in maps], targets)
     with torch.autocast('cpu', dtype=torch.bfloat16):
@@ -378,10 +369,10 @@ def test_bckd_composes_with_ld_in_one_head():
         torch.testing.assert_close(sum(losses[key]), sum(alone[key]))
 
 
-def test_bckd_decodes_around_the_anchors_of_the_assignment():
-    """BCKD's boxes are decoded around the anchors GFL's assignment made in
-    the same step: one grid_priors pass per step, not two (on a GPU each
-    pass copies the base anchors from the host, a sync per level)."""
+def test_bckd_generates_no_anchors_of_its_own():
+    """BCKD decodes its boxes around the origin (GIoU is translation
+    invariant): one grid_priors pass per step, GFL's own, not two (on a GPU
+    each pass copies the base anchors from the host, a sync per level)."""
     model = build(DIGITS)
     generator = model.student.bbox_head.prior_generator
     with mock.patch.object(generator, 'grid_priors',

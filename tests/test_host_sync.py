@@ -21,7 +21,6 @@ from mmkd_plugin.models.dense_heads.crosskd_layouts import _anchor_assignment
 from mmkd_plugin.models.losses import (DKDLoss, KDLoss, LDLoss, SDDLoss,
                                        SoftLabelLoss)
 
-from .test_bckd import grid_anchors
 from .test_bckd import head_outputs as bckd_head_outputs
 from .test_bckd import tiny_bckd_head
 
@@ -114,8 +113,8 @@ def test_ld_and_bckd_head_terms_make_no_host_sync():
     s_cls, s_reg, t_cls, t_reg, labels, label_weights = bckd_head_outputs(3)
     vlr_weights = [(weights * 0.5).reshape(weights.shape)
                    for weights in label_weights]
-    targets = dict(anchors=grid_anchors(head), labels=labels,
-                   label_weights=label_weights, vlr_weights=vlr_weights)
+    targets = dict(labels=labels, label_weights=label_weights,
+                   vlr_weights=vlr_weights)
     with HostSyncOps() as recorder:
         losses = head._distill_losses(s_cls, s_reg, t_cls, t_reg, targets)
         sum(losses.values()).backward()

@@ -44,7 +44,10 @@ class BCKDGFLHead(LDGFLHead):
       ``loss_bckd_bbox(b_S, b_T, weight=v, avg_factor=N_pos)``, by default
       a :class:`GIoUKDLoss` (``1 - GIoU``, eps 1e-6) with weight 4, where
       ``v = max_c |sigmoid(t_c) - sigmoid(s_c)|`` (detached) times
-      ``label_weights``.
+      ``label_weights``. Both boxes of a location are placed around the
+      origin instead of the anchor centre: GIoU (like every loss that
+      compares two boxes' geometry) does not change when both move by the
+      same amount, so the values are the same without fetching anchors.
 
     ``N_pos`` is the number of positive locations in the batch, averaged
     over processes, at least 1.
@@ -141,8 +144,8 @@ class BCKDGFLHead(LDGFLHead):
 
         Args:
             ld_targets (dict[str, list[Tensor]]): Per level: GFL's
-                ``'anchors'`` (N, A_l, 4), ``'labels'`` and
-                ``'label_weights'`` (N, A_l) (and what the LD terms read).
+                ``'labels'`` and ``'label_weights'`` (N, A_l) (and what
+                the LD terms read).
         """
         losses = {}
         if super().distill_loss_keys():
@@ -172,8 +175,7 @@ class BCKDGFLHead(LDGFLHead):
                 score_gap = (t_cls.detach().to(dtype).sigmoid() -
                              s_cls.detach().to(dtype).sigmoid()).abs()
                 box_weight = score_gap.max(dim=1).values * weight
-            s_boxes, t_boxes = self._decode_boxes(bbox_preds, t_bbox_preds,
-                                                  targets['anchors'])
+            s_boxes, t_boxes = self._decode_boxes(bbox_preds, t_bbox_preds)
             losses['loss_bckd_bbox'] = self.loss_bckd_bbox(
                 s_boxes, t_boxes, weight=box_weight, avg_factor=num_pos)
         return losses
@@ -206,42 +208,27 @@ class BCKDGFLHead(LDGFLHead):
         return weights, reduce_mean(count).clamp(min=1)
 
     def _decode_boxes(self, bbox_preds: List[Tensor],
-                      t_bbox_preds: List[Tensor],
-                      anchors: List[Tensor]) -> Tuple[Tensor, Tensor]:
+                      t_bbox_preds: List[Tensor]) -> Tuple[Tensor, Tensor]:
         """Student and teacher boxes (L, 4) at every location, in stride
-        units, decoded from the distributions around the anchor centres.
-
-        In the order of :func:`flatten_levels`.
+        units, decoded from the distributions around the origin (see the
+        class doc), in the order of :func:`flatten_levels`.
 
         Args:
             bbox_preds (list[Tensor]): Student distributions per level.
             t_bbox_preds (list[Tensor]): Teacher distributions per level.
-            anchors (list[Tensor]): The anchors of GFL's assignment per
-                level (N, A_l, 4), reused rather than generated again.
-                Its anchors outside the valid area are zeros; their label
-                weight, and so their BCKD weight, is 0.
         """
         bins = self.reg_max + 1
         s_reg = flatten_levels(bbox_preds, 4 * bins)
         t_reg = flatten_levels(t_bbox_preds, 4 * bins)
-        # Strides are powers of two: dividing first is exact.
-        anchors = flat_targets([
-            level_anchors / stride[0]
-            for level_anchors, stride in zip(anchors,
-                                             self.prior_generator.strides)
-        ], bbox_preds[0].shape[0], (4, ))
         with full_precision(s_reg) as dtype:
-            centres = ((anchors[:, :2] + anchors[:, 2:]) / 2).to(dtype)
-            s_boxes = _boxes_around(centres, self.integral(s_reg.to(dtype)))
+            s_boxes = _boxes_around_origin(self.integral(s_reg.to(dtype)))
             with torch.no_grad():
-                t_boxes = _boxes_around(centres,
-                                        self.integral(t_reg.to(dtype)))
+                t_boxes = _boxes_around_origin(
+                    self.integral(t_reg.to(dtype)))
         return s_boxes, t_boxes
 
 
-def _boxes_around(centres: Tensor, distances: Tensor) -> Tensor:
-    """(x1, y1, x2, y2) boxes (L, 4) from centres (L, 2) and distances to
-    the left, top, right and bottom sides (L, 4): mmdet's
-    ``distance2bbox`` without its clamping, in three ops."""
-    return torch.cat(
-        [centres - distances[:, :2], centres + distances[:, 2:]], dim=1)
+def _boxes_around_origin(distances: Tensor) -> Tensor:
+    """(x1, y1, x2, y2) boxes (L, 4) from the distances (L, 4) to their
+    left, top, right and bottom sides from the origin."""
+    return torch.cat([-distances[:, :2], distances[:, 2:]], dim=1)

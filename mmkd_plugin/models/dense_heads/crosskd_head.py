@@ -272,12 +272,16 @@ class CrossKDHeadMixin(TeacherLinkMixin):
         return facts
 
     # ------------------------------------------------------------ forward
-    def get_targets(self, *args, **kwargs):
-        """The head's ``get_targets``; inside :meth:`loss` its result is
-        also kept for the KD terms."""
-        targets = super().get_targets(*args, **kwargs)
+    def get_targets(self, priors: list, *args, **kwargs):
+        """The head's ``get_targets``; inside :meth:`loss` its result and
+        its priors (the first argument of every family's ``get_targets``:
+        anchors per image and level, the same for every image, or FCOS's
+        points per level) are also kept for the KD terms, so that they are
+        not generated twice."""
+        levels = list(priors if isinstance(priors[0], Tensor) else priors[0])
+        targets = super().get_targets(priors, *args, **kwargs)
         if self._crosskd_targets is not None:
-            self._crosskd_targets.append(targets)
+            self._crosskd_targets.append((targets, levels))
         return targets
 
     def _head_pass(self, head: nn.Module, feats: Sequence[Tensor]
@@ -333,7 +337,8 @@ class CrossKDHeadMixin(TeacherLinkMixin):
             raise RuntimeError(
                 f'{type(self).__name__}: loss_by_feat called get_targets '
                 f'{len(captured)} times; CrossKD expects once.')
-        losses.update(self.crosskd_losses(holds, captured[0], outs[0]))
+        targets, priors = captured[0]
+        losses.update(self.crosskd_losses(holds, targets, outs[0], priors))
         return losses
 
     # ------------------------------------------------------------ CrossKD
@@ -393,8 +398,12 @@ class CrossKDHeadMixin(TeacherLinkMixin):
             s_hold = self.crosskd_adapters[tower](s_hold)
         return align_scale(s_hold, t_hold)
 
-    def crosskd_losses(self, student_holds: Holds, targets: tuple,
-                       cls_scores: List[Tensor]) -> Dict[str, Tensor]:
+    def crosskd_losses(
+            self,
+            student_holds: Holds,
+            targets: tuple,
+            cls_scores: List[Tensor],
+            priors: Optional[List[Tensor]] = None) -> Dict[str, Tensor]:
         """The CrossKD losses of one step (see the module doc).
 
         Args:
@@ -403,6 +412,9 @@ class CrossKDHeadMixin(TeacherLinkMixin):
             targets (tuple): This step's ``get_targets`` output.
             cls_scores (list[Tensor]): Student class maps (for the level
                 sizes).
+            priors (list[Tensor], optional): The priors of one image per
+                level, those of the assignment; generated from the level
+                sizes when not given.
 
         Returns:
             dict[str, Tensor]: The losses of :meth:`distill_loss_keys`.
@@ -424,15 +436,18 @@ class CrossKDHeadMixin(TeacherLinkMixin):
         losses.update(
             self._crosskd_layout.box_kd(self, self.teacher.bbox_head,
                                         t_flat, x_flat, assignment,
-                                        self._flat_priors(cls_scores)))
+                                        self._flat_priors(cls_scores, priors)))
         return losses
 
-    def _flat_priors(self, cls_scores: List[Tensor]) -> Tensor:
-        """Every location's prior (anchor or point), in flattened order."""
-        priors = self.prior_generator.grid_priors(
-            [m.shape[-2:] for m in cls_scores],
-            dtype=torch.promote_types(cls_scores[0].dtype, torch.float32),
-            device=cls_scores[0].device)
+    def _flat_priors(self, cls_scores: List[Tensor],
+                     priors: Optional[List[Tensor]]) -> Tensor:
+        """Every location's prior (anchor or point), in flattened order,
+        from one image's ``priors`` per level, generated if None."""
+        if priors is None:
+            priors = self.prior_generator.grid_priors(
+                [m.shape[-2:] for m in cls_scores],
+                dtype=torch.promote_types(cls_scores[0].dtype, torch.float32),
+                device=cls_scores[0].device)
         return torch.cat(priors).repeat(cls_scores[0].shape[0], 1)
 
 

@@ -289,7 +289,6 @@ class LDGFLHead(TeacherLinkMixin, GFLHead):
             batch_gt_instances,
             batch_img_metas,
             batch_gt_instances_ignore=batch_gt_instances_ignore)
-        ld_targets['anchors'] = targets[0]
         ld_targets['labels'] = targets[1]
         ld_targets['label_weights'] = targets[2]
         losses = self._gfl_losses(cls_scores, bbox_preds, targets)
