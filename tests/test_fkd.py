@@ -524,6 +524,35 @@ def test_pipeline_without_random_resized_crop_is_refused(data_root,
         SoftLabelGenerator(cfg, None, str(tmp_path), num_crops=2, topk=1)
 
 
+def test_make_soft_labels_tool_destroys_its_process_group(
+        data_root, teacher_ckpt, tmp_path, monkeypatch, capsys):
+    """Under torchrun the tool starts a gloo group for its final barrier;
+    it destroys it when done, as train.py and test.py do (left alive,
+    gloo's threads can abort the process at exit). The group calls are
+    recorded here, rank 0 of 2."""
+    import runpy
+    calls = []
+    monkeypatch.setattr('torch.distributed.init_process_group',
+                        lambda backend: calls.append(('init', backend)))
+    monkeypatch.setattr('torch.distributed.barrier',
+                        lambda: calls.append('barrier'))
+    monkeypatch.setattr('mmkd_plugin.utils.launch.destroy_process_group',
+                        lambda: calls.append('destroy'))
+    monkeypatch.setenv('RANK', '0')
+    monkeypatch.setenv('WORLD_SIZE', '2')
+    config = str(tmp_path / 'fkd_tiny.py')
+    make_config(data_root).dump(config)
+    tool = osp.join(osp.dirname(osp.dirname(__file__)), 'tools',
+                    'make_soft_labels.py')
+    monkeypatch.setattr('sys.argv', [
+        tool, config, teacher_ckpt, str(tmp_path / 'labels'), '--crops',
+        str(NUM_CROPS), '--topk', '2', '--crops-per-batch', '4'
+    ])
+    runpy.run_path(tool, run_name='__main__')
+    assert calls == [('init', 'gloo'), 'barrier', 'destroy']
+    assert f'wrote {-(-NUM_IMAGES // 2)} images' in capsys.readouterr().out
+
+
 def test_make_soft_labels_tool(data_root, teacher_ckpt, store, tmp_path,
                                monkeypatch, capsys):
     import runpy

@@ -23,6 +23,7 @@ from mmengine.config import Config
 
 import mmkd_plugin  # noqa: F401
 from mmkd_plugin.fkd.generator import SoftLabelGenerator
+from mmkd_plugin.utils.launch import destroy_process_group
 
 
 def parse_args() -> argparse.Namespace:
@@ -59,10 +60,12 @@ def main() -> None:
             seed=args.seed, crops_per_batch=args.crops_per_batch,
             device=device)
         counts = generator.run(rank, world_size, progress=rank == 0)
+        if world_size > 1:
+            torch_dist.barrier()
     except (ValueError, FileNotFoundError) as err:
         raise SystemExit(f'make_soft_labels: {err}')
-    if world_size > 1:
-        torch_dist.barrier()
+    finally:
+        destroy_process_group()
     print(f'\nrank {rank}: wrote {counts["written"]} images, skipped '
           f'{counts["skipped"]} already stored')
     if rank == 0:
