@@ -160,6 +160,13 @@ def test_store_round_trip(tmp_path, prob_dtype):
     np.testing.assert_allclose(back.probs, crops.probs, rtol=tol, atol=0)
     assert FKDLabelStore.open(str(tmp_path)).meta == \
         FKDStoreMeta.from_json(meta.to_json())
+    # Reading some crops (what training does) gives those rows, in order.
+    some = FKDLabelStore.open(str(tmp_path)).read(key, [3, 0, 3])
+    for name in ('boxes', 'flips', 'indices', 'probs'):
+        np.testing.assert_array_equal(getattr(some, name),
+                                      getattr(back, name)[[3, 0, 3]])
+    with pytest.raises(IndexError, match='crop 4 out of range'):
+        store.read(key, [1, 4])
 
 
 @pytest.mark.parametrize('prefix', ['/data/images', '/data/images/',
@@ -196,6 +203,8 @@ def test_store_file_sizes_and_refusals(tmp_path):
     assert not store.has('a')
     with pytest.raises(ValueError, match='10 bytes, expected'):
         store.read('a')
+    with pytest.raises(ValueError, match='10 bytes, expected'):
+        store.read('a', [0])
     with pytest.raises(ValueError, match='not under the image prefix'):
         store.key_of('/elsewhere/a.png')
     with pytest.raises(ValueError, match='other settings'):

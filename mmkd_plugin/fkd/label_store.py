@@ -33,7 +33,7 @@ import json
 import os
 import os.path as osp
 from dataclasses import asdict, dataclass, field
-from typing import NamedTuple, Optional
+from typing import NamedTuple, Optional, Sequence
 
 import numpy as np
 
@@ -238,8 +238,15 @@ class FKDLabelStore:
         os.makedirs(osp.dirname(path), exist_ok=True)
         _write_atomic(path, records.tobytes())
 
-    def read(self, key: str) -> FKDCrops:
-        """Read one image's crops.
+    def read(self, key: str,
+             crop_ids: Optional[Sequence[int]] = None) -> FKDCrops:
+        """Read one image's crops: all M, or only ``crop_ids``.
+
+        Args:
+            key (str): The image's key (:meth:`key_of`).
+            crop_ids (Sequence[int], optional): The crops to read, in this
+                order; training reads the one or few it replays instead of
+                all M (one ``pread`` each). Defaults to None (all).
 
         Raises:
             FileNotFoundError: The image has no label file.
@@ -248,24 +255,46 @@ class FKDLabelStore:
         """
         path = self.label_path(key)
         try:  # one open per sample: no separate existence check
-            raw = np.frombuffer(_read_bytes(path, self._file_bytes + 1),
-                                dtype=np.uint8)
+            fd = os.open(path, os.O_RDONLY)
         except FileNotFoundError:
             raise FileNotFoundError(
                 f'FKD label store "{self.root}" has no labels for image '
                 f'"{key}" (expected {path}); run tools/make_soft_labels.py '
                 f'on this dataset (it resumes an unfinished store).') from None
-        if raw.size != self._file_bytes:
-            raise ValueError(
-                f'FKD label file {path}: {raw.size} bytes, expected '
-                f'{self._file_bytes} ({self.meta.num_crops} crops '
-                f'of {self._record_dtype.itemsize} bytes); delete it and '
-                f're-run tools/make_soft_labels.py.')
-        records = raw.view(self._record_dtype)
+        try:
+            size = os.fstat(fd).st_size
+            if size != self._file_bytes:
+                raise ValueError(
+                    f'FKD label file {path}: {size} bytes, expected '
+                    f'{self._file_bytes} ({self.meta.num_crops} crops '
+                    f'of {self._record_dtype.itemsize} bytes); delete it and '
+                    f're-run tools/make_soft_labels.py.')
+            raw = self._read_records(fd, crop_ids)
+        finally:
+            os.close(fd)
+        records = np.frombuffer(raw, dtype=self._record_dtype)
         return FKDCrops(boxes=records['box'].astype(np.float32),
                         flips=records['flip'].copy(),
                         indices=records['indices'].astype(np.int64),
                         probs=records['probs'].astype(np.float32))
+
+    def _read_records(self, fd: int,
+                      crop_ids: Optional[Sequence[int]]) -> bytes:
+        """The bytes of all records of an open label file, or of
+        ``crop_ids``'."""
+        if crop_ids is None:
+            return os.read(fd, self._file_bytes)
+        record_bytes = self._record_dtype.itemsize
+        parts = []
+        for crop_id in crop_ids:
+            if not 0 <= crop_id < self.meta.num_crops:
+                raise IndexError(
+                    f'FKD label store "{self.root}": crop {crop_id} out of '
+                    f'range; the store holds {self.meta.num_crops} crops '
+                    f'per image.')
+            parts.append(os.pread(fd, record_bytes,
+                                  int(crop_id) * record_bytes))
+        return b''.join(parts)
 
     def total_bytes(self) -> int:
         """Bytes of all files under the store (labels and metadata)."""
@@ -285,16 +314,6 @@ def _strip_prefix(path: str, prefix: str) -> str:
         if {'', '.', '..'}.isdisjoint(rest.split(os.sep)):
             return rest
     return osp.relpath(path, prefix)
-
-
-def _read_bytes(path: str, limit: int) -> bytes:
-    """Up to ``limit`` bytes of a file, through the os calls (a third of
-    the cost of ``open(...).read()`` for these small files)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        return os.read(fd, limit)
-    finally:
-        os.close(fd)
 
 
 def _write_atomic(path: str, data: bytes) -> None:

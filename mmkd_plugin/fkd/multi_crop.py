@@ -61,12 +61,13 @@ class FKDMultiCrop(BaseTransform):
         self.pipeline = Compose(transforms or [dict(type='PackInputs')])
 
     def transform(self, results: dict) -> dict:
-        crops = self.replay.read_crops(results)
-        chosen = np.random.choice(len(crops.boxes), self.num_crops,
-                                  replace=False)
+        chosen = np.random.choice(self.replay.store.meta.num_crops,
+                                  self.num_crops, replace=False)
+        crops = self.replay.read_crops(results, chosen)
         packed = [
-            self.pipeline(self.replay.replay(dict(results), crops, index))
-            for index in chosen
+            self.pipeline(
+                self.replay.replay(dict(results), crops, index, crop_id))
+            for index, crop_id in enumerate(chosen)
         ]
         return dict(inputs=[item['inputs'] for item in packed],
                     data_samples=[item['data_samples'] for item in packed])

@@ -111,17 +111,34 @@ class FKDReplayCrop(BaseTransform):
                     f'{stored[name]} the label store "{self.store.root}" '
                     f'was made with; make the store with this config.')
 
-    def read_crops(self, results: dict) -> FKDCrops:
-        """The stored crops of the sample's image."""
+    def read_crops(self,
+                   results: dict,
+                   crop_ids: Optional[Sequence[int]] = None) -> FKDCrops:
+        """The stored crops of the sample's image: all, or ``crop_ids``."""
         return self.store.read(
-            self.store.key_of(results['img_path'], self.img_prefix))
+            self.store.key_of(results['img_path'], self.img_prefix),
+            crop_ids)
 
     def transform(self, results: dict) -> dict:
-        crops = self.read_crops(results)
-        return self.replay(results, crops, np.random.randint(len(crops.boxes)))
+        crop_id = np.random.randint(self.store.meta.num_crops)
+        crops = self.read_crops(results, [crop_id])
+        return self.replay(results, crops, 0, crop_id)
 
-    def replay(self, results: dict, crops: FKDCrops, index: int) -> dict:
-        """Apply stored crop ``index`` and its label to ``results``."""
+    def replay(self,
+               results: dict,
+               crops: FKDCrops,
+               index: int,
+               crop_id: Optional[int] = None) -> dict:
+        """Apply crop ``index`` of ``crops`` and its label to ``results``.
+
+        Args:
+            results (dict): The sample.
+            crops (FKDCrops): Crops read from the store.
+            index (int): Which of ``crops``.
+            crop_id (int, optional): Its number in the store, recorded as
+                ``fkd_crop_index``; defaults to ``index`` (``crops`` holds
+                all the image's crops).
+        """
         img = results['img']
         box = pixel_box(crops.boxes[index], *img.shape[:2])
         flip = bool(crops.flips[index])
@@ -131,7 +148,7 @@ class FKDReplayCrop(BaseTransform):
         results['img_shape'] = img.shape[:2]
         results['flip'] = flip
         results['flip_direction'] = 'horizontal' if flip else None
-        results['fkd_crop_index'] = index
+        results['fkd_crop_index'] = index if crop_id is None else crop_id
         results['gt_score'] = rebuild_soft_label(crops.indices[index],
                                                  crops.probs[index],
                                                  self.num_classes,
