@@ -17,7 +17,8 @@ import torch
 import torch.nn as nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from mmkd_plugin.models.dense_heads.crosskd_layouts import _anchor_assignment
+from mmkd_plugin.models.dense_heads.crosskd_layouts import (
+    _anchor_assignment, _fcos_assignment, centerness_targets)
 from mmkd_plugin.models.losses import (DKDLoss, KDLoss, LDLoss, SDDLoss,
                                        SoftLabelLoss)
 
@@ -121,3 +122,27 @@ def test_ld_and_bckd_head_terms_make_no_host_sync():
     assert sorted(losses) == ['loss_bckd_bbox', 'loss_bckd_cls', 'loss_kd_cls',
                               'loss_ld', 'loss_ld_vlr']
     assert recorder.found == []
+
+
+def test_crosskd_fcos_assignment_makes_no_host_sync():
+    """FCOS's KD normaliser (the positives' centerness targets summed)
+    without selecting the positives; the values are mmdet's."""
+    from mmdet.models.dense_heads import FCOSHead
+    head = FCOSHead(num_classes=3, in_channels=4)
+    gen = torch.Generator().manual_seed(0)
+    # 2 images, levels of 6 and 2 points; negatives may lie outside their
+    # box (negative distances: NaN centerness, masked out)
+    labels = [torch.tensor([0, 3, 3, 2, 3, 1, 3, 3, 0, 3, 3, 3]),
+              torch.tensor([3, 2, 3, 3])]
+    bbox_targets = [torch.rand(12, 4, generator=gen) * 8 - 2,
+                    torch.rand(4, 4, generator=gen) * 8 - 2]
+    for level_labels, level_targets in zip(labels, bbox_targets):
+        positive = level_labels < 3
+        level_targets[positive] = level_targets[positive].abs() + 0.1
+    with HostSyncOps() as recorder:
+        assignment = _fcos_assignment(head, (labels, bbox_targets), 2)
+    assert recorder.found == []
+    pos_targets = torch.cat(bbox_targets)[torch.cat(labels) < 3]
+    expected = head.centerness_target(pos_targets)
+    assert centerness_targets(torch.cat(bbox_targets)).isnan().any()
+    torch.testing.assert_close(assignment.avg_factor, expected.sum())

@@ -146,9 +146,25 @@ def _fcos_assignment(head: FCOSHead, targets: tuple,
     labels = flat_targets(labels_list, num_images)
     bbox_targets = flat_targets(bbox_targets_list, num_images, (4, ))
     pos = (labels >= 0) & (labels < head.num_classes)
-    centerness_sum = head.centerness_target(bbox_targets[pos]).sum()
+    centerness_sum = torch.where(pos, centerness_targets(bbox_targets),
+                                 0).sum()
     avg_factor = reduce_mean(centerness_sum.detach()).clamp(min=1e-6)
     return KDAssignment(labels, None, avg_factor)
+
+
+def centerness_targets(bbox_targets: Tensor) -> Tensor:
+    """FCOS's centerness target of every location, from its distances
+    (left, top, right, bottom) to its gt's sides: ``sqrt(min(l, r) /
+    max(l, r) * min(t, b) / max(t, b))``.
+
+    The values of mmdet's ``FCOSHead.centerness_target`` at the positives;
+    elsewhere (a point outside its box) it may be NaN and must be masked
+    out. Unlike mmdet's, it needs no selection of the positives and no
+    list index, so the host never waits for the device.
+    """
+    left_right, top_bottom = bbox_targets[:, 0::2], bbox_targets[:, 1::2]
+    return ((left_right.amin(-1) / left_right.amax(-1)) *
+            (top_bottom.amin(-1) / top_bottom.amax(-1))).sqrt()
 
 
 # ---------------------------------------------------------------- box KD
