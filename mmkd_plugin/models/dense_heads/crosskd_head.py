@@ -278,10 +278,13 @@ class CrossKDHeadMixin(TeacherLinkMixin):
         anchors per image and level, the same for every image, or FCOS's
         points per level) are also kept for the KD terms, so that they are
         not generated twice."""
+        if self._crosskd_targets is None:
+            return super().get_targets(priors, *args, **kwargs)
+        # Read before the call: ATSS and GFL replace each image's list of
+        # levels by their concatenation.
         levels = list(priors if isinstance(priors[0], Tensor) else priors[0])
         targets = super().get_targets(priors, *args, **kwargs)
-        if self._crosskd_targets is not None:
-            self._crosskd_targets.append((targets, levels))
+        self._crosskd_targets.append((targets, levels))
         return targets
 
     def _head_pass(self, head: nn.Module, feats: Sequence[Tensor]
