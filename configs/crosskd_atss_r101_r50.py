@@ -25,7 +25,7 @@ model = dict(
             reused_teacher_head_idx=3,
             loss_crosskd_cls=dict(
                 type='QualityFocalKDLoss', beta=1.0, loss_weight=1.0),
-            loss_crosskd_bbox=dict(type='GIoULoss', loss_weight=1.0),
+            loss_crosskd_bbox=dict(type='GIoUKDLoss', loss_weight=1.0),
             loss_crosskd_centerness=dict(
                 type='QualityFocalKDLoss', beta=0.0, loss_weight=1.0))),
     teacher=dict(cfg_path='mmdet::atss/atss_r101_fpn_1x_coco.py'),

@@ -23,7 +23,7 @@ model = dict(
             reused_teacher_head_idx=3,
             loss_crosskd_cls=dict(
                 type='QualityFocalKDLoss', beta=1.0, loss_weight=1.0),
-            loss_crosskd_bbox=dict(type='GIoULoss', loss_weight=1.0))),
+            loss_crosskd_bbox=dict(type='GIoUKDLoss', loss_weight=1.0))),
     teacher=dict(cfg_path='mmdet::retinanet/retinanet_r101_fpn_2x_coco.py'),
     teacher_ckpt=teacher_ckpt,
     distill=[])

@@ -158,7 +158,9 @@ class CrossKDHeadMixin(TeacherLinkMixin):
         loss_crosskd_bbox (dict, optional): Box KD loss. Defaults: GFL
             ``LDLoss(temperature=1, loss_weight=4, normalize='constant',
             divisor=4, bin_reduction='sum')``; ATSS, RetinaNet
-            ``GIoULoss`` weight 1; FCOS ``IoULoss`` weight 0.75.
+            ``GIoUKDLoss`` weight 1 (mmdet's ``GIoULoss`` gives the same
+            up to its eps on the normaliser, but reads the weights back to
+            the host); FCOS ``IoULoss`` weight 0.75.
         loss_crosskd_centerness (dict, optional): ATSS only: centerness KD
             loss, called with the teacher's centerness logits. Defaults to
             ``QualityFocalKDLoss(beta=0)``: BCE-with-logits to the

@@ -251,7 +251,7 @@ LAYOUTS = (
         assignment=_gfl_atss_assignment, box_kd=_atss_box_kd,
         default_losses=dict(
             loss_crosskd_cls=QFL_KD,
-            loss_crosskd_bbox=dict(type='GIoULoss', loss_weight=1.0),
+            loss_crosskd_bbox=dict(type='GIoUKDLoss', loss_weight=1.0),
             loss_crosskd_centerness=dict(QFL_KD, beta=0.0))),
     HeadLayout(
         name='FCOS', family=FCOSHead, default_idx=2, predict=_fcos_predict,
@@ -266,7 +266,7 @@ LAYOUTS = (
         box_kd=_anchor_box_kd,
         default_losses=dict(
             loss_crosskd_cls=QFL_KD,
-            loss_crosskd_bbox=dict(type='GIoULoss', loss_weight=1.0),
+            loss_crosskd_bbox=dict(type='GIoUKDLoss', loss_weight=1.0),
             loss_crosskd_centerness=None)),
 )
 
