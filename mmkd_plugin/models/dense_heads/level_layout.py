@@ -48,9 +48,9 @@ def flat_targets(levels: Sequence[Tensor],
     return joined.reshape(-1, *item_shape)
 
 
-def level_sizes(maps: Sequence[Tensor], num_priors: int = 1) -> List[int]:
-    """Priors per image on each level: H_l * W_l * ``num_priors``."""
-    return [m.shape[-2] * m.shape[-1] * num_priors for m in maps]
+def level_sizes(maps: Sequence[Tensor]) -> List[int]:
+    """Locations per image on each level: H_l * W_l (one prior each)."""
+    return [m.shape[-2] * m.shape[-1] for m in maps]
 
 
 def per_level(values: Tensor, sizes: Sequence[int]) -> Tuple[Tensor, ...]:
